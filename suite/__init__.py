@@ -1,0 +1,1 @@
+"""fashionbench: benchmark and profile Fashion-MNIST classifiers in PyTorch and Keras/TensorFlow."""

@@ -1,0 +1,71 @@
+"""The one small interface both frameworks implement; the only package that imports torch, TensorFlow or Keras."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol
+
+import numpy as np
+
+from suite.data import Prepared
+from suite.spec import RunSpec
+
+_MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend"}
+
+
+class DeviceUnavailable(RuntimeError):
+    """The requested device is not usable in this process; the message says why."""
+
+
+class Backend(Protocol):
+    """One framework driving one model on one device inside one worker process."""
+
+    def setup(self, spec: RunSpec) -> dict[str, Any]:
+        """Set threads, seeds and the device before any framework op; return what was set."""
+
+    def build(self, spec: RunSpec, weights: list[list[np.ndarray]] | None) -> None:
+        """Create model, loss and optimizer; load shared weights (Keras layout) when given."""
+
+    def load_data(self, data: Prepared) -> None:
+        """Move every split into framework memory on the device once."""
+
+    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
+        """Run one epoch over train samples in `order` (optionally replacing the images); return mean loss and accuracy."""
+
+    def outputs(self, split: str, batch_size: int = 1024) -> np.ndarray:
+        """Model outputs (logits, or sigmoid probabilities for binary) for `val` or `test`, in eval mode."""
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        """Model outputs for arbitrary images in eval mode."""
+
+    def step_times_s(self, steps: int) -> list[float]:
+        """Seconds of single optimizer steps, each ended by a device sync."""
+
+    def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
+        """Seconds per forward call on `batch_size` test images, outputs copied to host."""
+
+    def snapshot(self) -> Any:
+        """A copy of the current weights."""
+
+    def restore(self, state: Any) -> None:
+        """Load weights from a snapshot."""
+
+    def reset_device_memory_peak(self) -> None:
+        """Start a new device-memory peak window (no-op on CPU)."""
+
+    def device_memory(self) -> dict[str, int | None]:
+        """Framework device-memory peaks since the last reset, keyed by RunRecord field name."""
+
+    def trainable_params(self) -> int:
+        """Trainable parameter count as the framework reports it."""
+
+    def sync(self) -> None:
+        """Block until queued device work is done."""
+
+
+def get_backend(name: str) -> Backend:
+    """Import the framework's backend lazily and return a fresh instance."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown framework {name!r}; choose from: {', '.join(_MODULES)}")
+    module = importlib.import_module(_MODULES[name])
+    return module.make_backend()

@@ -1,0 +1,277 @@
+"""PyTorch implementation of the Backend protocol: in-memory tensors, explicit training loop, CUDA-aware timing."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from suite.backends import DeviceUnavailable
+from suite.data import Prepared
+from suite.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
+from suite.spec import RunSpec
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why CUDA cannot be used by torch here, or None when it can."""
+    if not torch.cuda.is_available():
+        built = torch.version.cuda
+        return f"torch.cuda.is_available() is False (torch built with CUDA {built}; no usable GPU or driver)"
+    return None
+
+
+def _module_for(layer: Layer) -> nn.Module:
+    kind = layer.kind
+    if kind == "dense":
+        return nn.Linear(layer.in_shape[-1], layer.units)
+    if kind == "conv":
+        return nn.Conv2d(layer.in_shape[-1], layer.units, layer.kernel)
+    if kind == "batchnorm":
+        cls = nn.BatchNorm2d if len(layer.out_shape) == 3 else nn.BatchNorm1d
+        return cls(layer.out_shape[-1], eps=BN_EPSILON, momentum=BN_MOMENTUM_TORCH)
+    if kind == "relu":
+        return nn.ReLU()
+    if kind == "maxpool":
+        return nn.MaxPool2d(layer.kernel)
+    if kind == "flatten":
+        return nn.Flatten()
+    if kind == "dropout":
+        return nn.Dropout(layer.rate)
+    if kind == "sigmoid":
+        return nn.Sigmoid()
+    raise ValueError(f"no torch module for layer kind {kind!r}")
+
+
+def build_module(spec: RunSpec) -> nn.Sequential:
+    """nn.Sequential with exactly the layers of suite.models.architecture (input NCHW)."""
+    return nn.Sequential(*(_module_for(layer) for layer in architecture(spec)))
+
+
+def load_keras_layout(model: nn.Sequential, spec: RunSpec, weights: list[list[np.ndarray]]) -> None:
+    """Copy Keras-layout weights into the torch modules, converting layouts (HWIO→OIHW, (in,out)→(out,in), HWC→CHW flatten)."""
+    layers = architecture(spec)
+    flat_from: tuple[int, ...] | None = None
+    groups = iter(weights)
+    with torch.no_grad():
+        for layer, module in zip(layers, model):
+            if layer.kind == "flatten":
+                flat_from = layer.in_shape
+            if layer.kind not in ("dense", "conv", "batchnorm"):
+                continue
+            arrays = next(groups)
+            if layer.kind == "conv":
+                module.weight.copy_(torch.from_numpy(arrays[0].transpose(3, 2, 0, 1).copy()))
+                module.bias.copy_(torch.from_numpy(arrays[1]))
+            elif layer.kind == "dense":
+                kernel = arrays[0]
+                if flat_from is not None and len(flat_from) == 3:
+                    h, w, c = flat_from
+                    kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+                module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+                module.bias.copy_(torch.from_numpy(arrays[1]))
+                flat_from = None
+            else:
+                gamma, beta, mean, var = (torch.from_numpy(a) for a in arrays)
+                module.weight.copy_(gamma)
+                module.bias.copy_(beta)
+                module.running_mean.copy_(mean)
+                module.running_var.copy_(var)
+
+
+class TorchBackend:
+    """The Backend protocol for PyTorch."""
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+        self.binary = False
+        self.batch_size = 128
+        self.model: nn.Sequential | None = None
+        self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def setup(self, spec: RunSpec) -> dict[str, Any]:
+        """Threads first (before any op), then seeds and device."""
+        torch.set_num_threads(spec.threads)
+        torch.set_num_interop_threads(1)
+        torch.manual_seed(spec.seed)
+        if spec.device == "cuda":
+            reason = cuda_unavailable_reason()
+            if reason:
+                raise DeviceUnavailable(reason)
+            self.device = torch.device("cuda", 0)
+            torch.cuda.manual_seed_all(spec.seed)
+        self.binary = spec.model == "binary"
+        self.batch_size = spec.batch_size
+        return {
+            "torch_version": torch.__version__,
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "device_name": torch.cuda.get_device_name(0) if self.device.type == "cuda" else "cpu",
+            "cuda_version": torch.version.cuda,
+            "cudnn_version": torch.backends.cudnn.version() if self.device.type == "cuda" else None,
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        }
+
+    def build(self, spec: RunSpec, weights: list[list[np.ndarray]] | None) -> None:
+        """Module, loss and Adam optimizer as in the course (lr from the spec)."""
+        model = build_module(spec)
+        if weights is not None:
+            load_keras_layout(model, spec, weights)
+        self.model = model.to(self.device)
+        self.loss_fn = nn.BCELoss() if self.binary else nn.CrossEntropyLoss()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.lr)
+
+    def _to_device(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
+        y = torch.from_numpy(labels).to(self.device)
+        return x, (y.float().unsqueeze(1) if self.binary else y.long())
+
+    def load_data(self, data: Prepared) -> None:
+        """All splits as device tensors, NCHW float32."""
+        self.tensors = {
+            "train": self._to_device(data.x_train, data.y_train),
+            "val": self._to_device(data.x_val, data.y_val),
+            "test": self._to_device(data.x_test, data.y_test),
+        }
+
+    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.binary:
+            return ((out >= 0.5).float() == y).sum()
+        return (out.argmax(1) == y).sum()
+
+    def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.optimizer.zero_grad(set_to_none=True)
+        out = self.model(xb)
+        loss = self.loss_fn(out, yb)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), out.detach()
+
+    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
+        """Loss/accuracy accumulate on the device so the loop never waits for the GPU mid-epoch."""
+        x, y = self.tensors["train"]
+        if train_images is not None:
+            x = torch.from_numpy(train_images).unsqueeze(1).to(self.device)
+        index = torch.from_numpy(order).to(self.device)
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        for start in range(0, len(order), self.batch_size):
+            batch = index[start:start + self.batch_size]
+            xb, yb = x[batch], y[batch]
+            loss, out = self._step(xb, yb)
+            loss_sum += loss * len(batch)
+            correct += self._correct(out, yb)
+        return loss_sum.item() / len(order), correct.item() / len(order)
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        """Eval-mode outputs for arbitrary images."""
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
+        return self._outputs(x, len(x))
+
+    def _outputs(self, x: torch.Tensor, batch_size: int) -> np.ndarray:
+        self.model.eval()
+        with torch.inference_mode():
+            parts = [self.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return torch.cat(parts).cpu().numpy()
+
+    def outputs(self, split: str, batch_size: int = 1024) -> np.ndarray:
+        """Eval-mode outputs of a stored split."""
+        return self._outputs(self.tensors[split][0], batch_size)
+
+    def step_times_s(self, steps: int) -> list[float]:
+        """Each step is synchronised so its time is the device's, not the launch queue's."""
+        x, y = self.tensors["train"]
+        self.model.train()
+        times = []
+        for i in range(steps):
+            start = (i * self.batch_size) % max(1, len(x) - self.batch_size + 1)
+            xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
+            self.sync()
+            t0 = time.perf_counter()
+            self._step(xb, yb)
+            self.sync()
+            times.append(time.perf_counter() - t0)
+        return times
+
+    def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
+        """Forward on a fixed test batch; .cpu() copies the result to host, which also synchronises."""
+        x_test = self.tensors["test"][0]
+        xb = x_test[:batch_size] if batch_size <= len(x_test) else x_test.repeat(-(-batch_size // len(x_test)), 1, 1, 1)[:batch_size]
+        self.model.eval()
+        times = []
+        with torch.inference_mode():
+            for i in range(warmup_calls + calls):
+                self.sync()
+                t0 = time.perf_counter()
+                self.model(xb).cpu()
+                elapsed = time.perf_counter() - t0
+                if i >= warmup_calls:
+                    times.append(elapsed)
+        return times
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Detached copies of the state dict."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a snapshot."""
+        self.model.load_state_dict(state)
+
+    def reset_device_memory_peak(self) -> None:
+        """Peak counters restart so the figure covers one phase."""
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def device_memory(self) -> dict[str, int | None]:
+        """max_memory_allocated/reserved since the last reset (None on CPU)."""
+        if self.device.type != "cuda":
+            return {"torch_peak_allocated_bytes": None, "torch_peak_reserved_bytes": None}
+        return {
+            "torch_peak_allocated_bytes": torch.cuda.max_memory_allocated(self.device),
+            "torch_peak_reserved_bytes": torch.cuda.max_memory_reserved(self.device),
+        }
+
+    def trainable_params(self) -> int:
+        """Sum of parameters that require grad."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def sync(self) -> None:
+        """cuda.synchronize on GPU; CPU ops are already complete when they return."""
+        _sync(self.device)
+
+
+def make_backend() -> TorchBackend:
+    """Entry point used by suite.backends.get_backend."""
+    return TorchBackend()
+
+
+def gemm_flops_per_s(device: str, dtype: str, threads: int, size: int, repeats: int = 5) -> float:
+    """Best-of-N FLOP/s of an n×n matmul on the device: the practical peak that MFU divides by."""
+    torch.set_num_threads(threads)
+    target = torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
+    if device == "cuda":
+        reason = cuda_unavailable_reason()
+        if reason:
+            raise DeviceUnavailable(reason)
+        torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a = torch.randn(size, size, device=target, dtype=torch_dtype)
+    b = torch.randn(size, size, device=target, dtype=torch_dtype)
+    best_s = math.inf
+    for i in range(repeats + 2):
+        _sync(target)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(target)
+        if i >= 2:  # the first two calls pay for allocation and kernel selection
+            best_s = min(best_s, time.perf_counter() - t0)
+    return 2.0 * size**3 / best_s
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

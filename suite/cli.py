@@ -1,0 +1,234 @@
+"""`fashionbench` command line: list, run, show, probe, data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from suite import data, probe, spec as specs
+from suite.results import RecordError, RunRecord, ensure_writable
+from suite.spec import SpecError
+
+DEFAULT_RESULTS = Path("results")
+
+
+class UsageError(Exception):
+    """Bad input found before any case ran; printed as one line."""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for all subcommands."""
+    parser = argparse.ArgumentParser(prog="fashionbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="frameworks, models, tasks and the devices this machine really has")
+
+    run = sub.add_parser("run", help="train and evaluate a matrix of cases, one process each")
+    run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
+    run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
+    run.add_argument("--device", nargs="+", default=["cpu"], metavar="NAME")
+    run.add_argument("--epochs", type=int, default=10)
+    run.add_argument("--batch-size", type=int, nargs="+", default=[128])
+    run.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
+                     help="intra-op threads, the same for every framework (default: all logical cores)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--repeats", type=int, default=1, help="independent processes per case, seeds seed+i")
+    run.add_argument("--limit", type=int, default=None, help="train on the first N samples of the seeded split")
+    run.add_argument("--lr", type=float, default=1e-3)
+    run.add_argument("--dropout", type=float, default=None)
+    run.add_argument("--batchnorm", action="store_true")
+    run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
+    run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
+    run.add_argument("--init", choices=specs.INITS, default="framework")
+    run.add_argument("--keras-backend", default="tensorflow")
+    run.add_argument("--targets", type=float, nargs="+", default=[], help="validation accuracies for time-to-accuracy")
+    run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024])
+    run.add_argument("--timeout", type=_positive_float, default=3600.0, help="seconds per case before it is killed")
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    run.add_argument("--data-dir", default=None)
+    run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
+    run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
+
+    show = sub.add_parser("show", help="one table of what is recorded")
+    show.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS])
+    show.add_argument("--all", action="store_true", help="one row per run instead of medians per case")
+
+    probe_cmd = sub.add_parser("probe", help="measure (or show the cached) peak GEMM FLOP/s used for MFU")
+    probe_cmd.add_argument("--device", nargs="+", default=["cpu"])
+    probe_cmd.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    probe_cmd.add_argument("--force", action="store_true", help="measure again even if cached")
+
+    data_cmd = sub.add_parser("data", help="find and verify Fashion-MNIST (or download it into the cache)")
+    data_cmd.add_argument("--data-dir", default=None)
+    data_cmd.add_argument("--download", action="store_true", help="fetch from the upstream mirrors into the cache")
+    return parser
+
+
+def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
+    """Expand the run flags into specs, rejecting bad values before anything starts."""
+    axes = {
+        "framework": args.framework, "model": args.model, "device": args.device,
+        "batch_size": args.batch_size, "threads": args.threads,
+    }
+    for name, values in axes.items():
+        if len(set(values)) != len(values):
+            raise UsageError(f"--{name.replace('_', '-')} lists a value twice: {' '.join(map(str, values))}")
+    return specs.grid(
+        axes, repeats=args.repeats, epochs=args.epochs, seed=args.seed, limit=args.limit, lr=args.lr,
+        dropout=args.dropout, batchnorm=args.batchnorm, augment=args.augment, early_stopping=args.early_stopping,
+        init=args.init, keras_backend=args.keras_backend, targets=tuple(args.targets),
+        infer_batch_sizes=tuple(args.infer_batch_sizes),
+    )
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def progress_line(index: int, total: int, record: RunRecord) -> str:
+    """One line per finished case."""
+    spec = record.run_spec
+    head = f"[{index}/{total}] {spec.label} seed={spec.seed}: {record.status}"
+    if record.status != "ok":
+        return f"{head} — {record.error}"
+    return (f"{head}  test_acc={_fmt(record.test_accuracy, '.4f')}  train={_fmt(record.train_steady_samples_per_s)} "
+            f"samples/s  first_epoch={_fmt(record.first_epoch_s, '.1f')} s  wall={_fmt(record.wall_s, '.1f')} s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the plan; a bad case never stops the others."""
+    from suite.runner import run_plan
+    from suite.table import summary_table
+
+    plan = plan_from_args(args)
+    data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+    ensure_writable(args.results)
+    print(f"running {len(plan)} case(s), one process each; results → {args.results}/", flush=True)
+
+    def report(index: int, total: int, record: RunRecord, path: Path) -> None:
+        print(progress_line(index, total, record), flush=True)
+
+    outcome = run_plan(plan, args.results, args.timeout, args.data_dir, resume=args.resume, on_record=report)
+    if outcome.skipped_as_done:
+        print(f"--resume: {outcome.skipped_as_done} case(s) already finished were not run again")
+    if outcome.interrupted:
+        print(f"interrupted: {len(outcome.records)} finished case(s) kept in {args.results}/; "
+              f"run the same command with --resume to finish the rest", file=sys.stderr)
+        return 130
+    if outcome.records:
+        print(summary_table(outcome.records).to_string(index=False))
+    bad = [r for r in outcome.records if r.status != "ok"]
+    if args.strict and bad:
+        print(f"--strict: {len(bad)} case(s) not ok", file=sys.stderr)
+        return 1
+    return 1 if any(r.status in ("error", "timeout") for r in outcome.records) else 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print the store as a table; unreadable files are named on stderr and skipped."""
+    from suite.results import read_store
+    from suite.table import runs_table, summary_table
+
+    records, problems = read_store(args.results)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    if not records:
+        print(f"no records in {' '.join(map(str, args.results))}; run `fashionbench run` first", file=sys.stderr)
+        return 1
+    table = runs_table(records) if args.all else summary_table(records)
+    print(table.to_string(index=False))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print what can be benchmarked and which devices this machine really has."""
+    from importlib import metadata
+
+    from suite.models import param_count
+    from suite.nvml import NvmlUnavailable, gpu_inventory, load_nvml
+
+    print("frameworks:")
+    for name, package in (("torch", "torch"), ("keras", "keras")):
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = "NOT INSTALLED"
+        print(f"  {name:<8} {version}")
+    print("models:")
+    for model in specs.MODELS:
+        params = param_count(specs.RunSpec(framework="torch", model=model))
+        print(f"  {model:<8} task={specs.TASK_OF_MODEL[model]:<16} params={params:,}")
+    print("devices:")
+    print(f"  cpu      {os.cpu_count()} logical cores")
+    gpus = gpu_inventory()
+    if gpus:
+        for gpu in gpus:
+            print(f"  cuda:{gpu['index']}   {gpu['name']} driver {gpu['driver']}, {gpu['memory_total_bytes'] / 2**30:.1f} GiB")
+    else:
+        try:
+            load_nvml()
+            reason = "NVML found no GPU"
+        except NvmlUnavailable as exc:
+            reason = str(exc)
+        print(f"  cuda     not available here ({reason}); cuda cases are recorded as skipped")
+    return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Show the peak FLOP/s per device, measuring it first when not cached (or --force)."""
+    from suite.machine import fingerprint
+    from suite.runner import case_env, run_worker
+
+    machine = fingerprint()
+    for device in args.device:
+        specs._check_choice("device", device, specs.DEVICES)
+        entry = None if args.force else probe.cached(machine.machine_id, device, args.threads)
+        if entry is None:
+            env = case_env(specs.RunSpec(framework="torch", model="dense", device=device, threads=args.threads))
+            result = run_worker({"probe": {"device": device, "threads": args.threads}}, env, 600)
+            if result.output is None:
+                print(f"{device}: probe failed — {result.stderr_tail.strip().splitlines()[-1:]}", file=sys.stderr)
+                return 1
+            entry = result.output
+            if "unavailable" not in entry:
+                probe.store(machine.machine_id, device, args.threads, entry)
+        if "unavailable" in entry:
+            print(f"{device}: unavailable — {entry['unavailable']}")
+            continue
+        rates = ", ".join(f"{k}={v / 1e9:,.1f} GFLOP/s" if v else f"{k}=unsupported" for k, v in entry["flops_per_s"].items())
+        print(f"{device} ({args.threads} threads, {entry['size']}×{entry['size']} GEMM): {rates}")
+    print(f"cache: {probe.cache_file()}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Locate (or download) the data set and verify its checksums."""
+    if args.download:
+        data.download()
+    dataset = data.load(args.data_dir)
+    print(f"Fashion-MNIST verified (sha256 of decompressed IDX) in {dataset.source_dir}: "
+          f"{len(dataset.train_labels):,} train / {len(dataset.test_labels):,} test images")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "list": cmd_list, "probe": cmd_probe, "data": cmd_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; expected failures print one line and exit 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (SpecError, UsageError, data.DataError, RecordError) as exc:
+        print(f"fashionbench: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,95 @@
+"""Framework-neutral measurement helpers: host memory, CPU utilisation, percentiles, repeat statistics, time-to-accuracy."""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import psutil
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    return psutil.Process().memory_info().rss
+
+
+def peak_rss_bytes() -> int:
+    """True peak RSS of this process so far (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class CpuMeter:
+    """Process CPU utilisation over a window: CPU seconds / wall seconds, in percent of one core."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._cpu_s = 0.0
+        self._wall_s = 0.0
+
+    def __enter__(self) -> CpuMeter:
+        times = self._process.cpu_times()
+        self._cpu_s = times.user + times.system
+        self._wall_s = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        times = self._process.cpu_times()
+        self.cpu_s = times.user + times.system - self._cpu_s
+        self.wall_s = time.perf_counter() - self._wall_s
+
+    @property
+    def util_pct(self) -> float:
+        """100 means one core fully busy; 200 two cores."""
+        return 100.0 * self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def percentile_ms(seconds: Sequence[float], q: float) -> float:
+    """The q-th percentile of durations, in milliseconds."""
+    return float(np.percentile(np.asarray(seconds), q) * 1000.0)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Robust statistics of one figure over repeats."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    n: int
+
+    @property
+    def iqr(self) -> float:
+        """Inter-quartile range."""
+        return self.q3 - self.q1
+
+    @property
+    def cv_pct(self) -> float | None:
+        """Coefficient of variation (IQR/1.349 as a robust sigma, over the median), percent."""
+        return 100.0 * (self.iqr / 1.349) / self.median if self.median else None
+
+
+def summarize(values: Iterable[float | None]) -> Summary | None:
+    """Median, quartiles, min, max and n of the finite values; None when there are none."""
+    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return None
+    q1, median, q3 = np.percentile(finite, [25, 50, 75])
+    return Summary(float(median), float(q1), float(q3), float(finite.min()), float(finite.max()), int(finite.size))
+
+
+def time_to_accuracy_s(
+    epoch_train_s: Sequence[float], val_accuracy: Sequence[float | None], targets: Iterable[float]
+) -> dict[str, float | None]:
+    """Cumulative training seconds at the end of the first epoch whose validation accuracy reaches each target."""
+    cumulative = np.cumsum(np.asarray(epoch_train_s, dtype=float))
+    result: dict[str, float | None] = {}
+    for target in targets:
+        reached = [i for i, acc in enumerate(val_accuracy) if acc is not None and acc >= target]
+        result[f"{target:g}"] = float(cumulative[reached[0]]) if reached else None
+    return result
