@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from suite import data, probe, spec as specs
 from suite.results import RecordError, RunRecord, ensure_writable
@@ -19,6 +19,13 @@ class UsageError(Exception):
     """Bad input found before any case ran; printed as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that point at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"fashionbench: error: {message}; see `{self.prog} --help`\n")
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -28,8 +35,8 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for all subcommands."""
-    parser = argparse.ArgumentParser(prog="fashionbench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="fashionbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("list", help="frameworks, models, tasks and the devices this machine really has")
 
@@ -155,7 +162,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from importlib import metadata
 
     from suite.models import param_count
-    from suite.nvml import NvmlUnavailable, gpu_inventory, load_nvml
+    from suite.nvml import gpu_inventory
+    from suite.runner import no_gpu_reason
 
     print("frameworks:")
     for name, package in (("torch", "torch"), ("keras", "keras")):
@@ -170,16 +178,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {model:<8} task={specs.TASK_OF_MODEL[model]:<16} params={params:,}")
     print("devices:")
     print(f"  cpu      {os.cpu_count()} logical cores")
-    gpus = gpu_inventory()
-    if gpus:
-        for gpu in gpus:
-            print(f"  cuda:{gpu['index']}   {gpu['name']} driver {gpu['driver']}, {gpu['memory_total_bytes'] / 2**30:.1f} GiB")
-    else:
-        try:
-            load_nvml()
-            reason = "NVML found no GPU"
-        except NvmlUnavailable as exc:
-            reason = str(exc)
+    for gpu in gpu_inventory():
+        print(f"  cuda:{gpu['index']}   {gpu['name']} driver {gpu['driver']}, {gpu['memory_total_bytes'] / 2**30:.1f} GiB")
+    if reason := no_gpu_reason():
         print(f"  cuda     not available here ({reason}); cuda cases are recorded as skipped")
     return 0
 

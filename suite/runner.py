@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from suite import probe
 from suite.machine import fingerprint, git_commit
+from suite.nvml import NvmlUnavailable, load_nvml
 from suite.results import RunRecord, read_store, write_record
 from suite.spec import RunSpec
 
@@ -144,8 +145,22 @@ def peak_flops(spec: RunSpec, timeout_s: float) -> float | None:
     return (entry.get("flops_per_s") or {}).get("fp32")
 
 
+def no_gpu_reason() -> str | None:
+    """Why no CUDA case can run here, judged by NVML without starting a framework; None when a GPU is listed."""
+    if fingerprint().gpus:
+        return None
+    try:
+        load_nvml().nvmlShutdown()
+    except NvmlUnavailable as exc:
+        return str(exc)
+    return "NVML lists no GPU"
+
+
 def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None) -> RunRecord:
     """One case in one fresh process; whatever happens, a RunRecord comes back."""
+    if spec.device == "cuda" and (reason := no_gpu_reason()):
+        # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
+        return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak_flops(spec, timeout_s), "data_dir": data_dir,

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real data set, CLI runs in subprocesses, an isolated probe cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from suite import data
+
+REPO = Path(__file__).resolve().parents[1]
+HAS_REAL_DATA = all((data.SYSTEM_DATA_DIR / f"{base}.gz").is_file() for base in data.FILES.values())
+needs_data = pytest.mark.skipif(
+    not HAS_REAL_DATA, reason="Fashion-MNIST not installed: apt-get install -y dataset-fashion-mnist"
+)
+
+
+@pytest.fixture(scope="session")
+def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One peak-FLOP/s cache for the session, away from the user's."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def run_cli(*args: str, cache: Path | None = None, env: dict[str, str] | None = None,
+            timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python -m suite ARGS` in a subprocess, as a user would run it."""
+    full_env = dict(os.environ, **(env or {}))
+    if cache is not None:
+        full_env["FASHIONBENCH_CACHE"] = str(cache)
+    return subprocess.run([sys.executable, "-m", "suite", *args], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout_s)
