@@ -1,4 +1,4 @@
-"""Read-only parser of asv result JSON (`<results_dir>/<machine>/<commit>-<env>.json`, asv 0.6 API v2 and v1) into series over commits."""
+"""Read-only parser of asv results (`<results_dir>/<machine>/<commit>-<env>.json`, API v2 and v1) into series over commits."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class AsvSeries:
     @property
     def title(self) -> str:
         """benchmark(params) on machine/env."""
-        params = f"({', '.join(self.params)})" if self.params else ""
+        params = f"({', '.join(p.strip(chr(39)) for p in self.params)})" if self.params else ""  # asv stores reprs
         return f"{self.benchmark}{params}"
 
 

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate a matrix of cases, one process each")
     run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
     run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
-    run.add_argument("--device", nargs="+", default=["cpu"], metavar="NAME")
+    run.add_argument("--device", nargs="+", default=["cpu", "cuda"], metavar="NAME",
+                     help="cuda cases are recorded as skipped, with the reason, where no GPU is usable")
     run.add_argument("--epochs", type=int, default=10)
     run.add_argument("--batch-size", type=int, nargs="+", default=[128])
     run.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
@@ -75,9 +76,48 @@ def build_parser() -> argparse.ArgumentParser:
     probe_cmd.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     probe_cmd.add_argument("--force", action="store_true", help="measure again even if cached")
 
+    cal = sub.add_parser("calibrate", help="benchmark the harness: suite loop vs a bare loop, samplers on vs off")
+    cal.add_argument("--framework", nargs="+", default=["torch", "keras"])
+    cal.add_argument("--model", nargs="+", default=["dense"])
+    cal.add_argument("--epochs", type=int, default=4)
+    cal.add_argument("--batch-size", type=int, default=128)
+    cal.add_argument("--limit", type=int, default=None)
+    cal.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    cal.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side")
+    cal.add_argument("--only", choices=["harness", "sampling"], default=None)
+    cal.add_argument("--timeout", type=_positive_float, default=3600.0)
+
+    doctor = sub.add_parser("doctor", help="check the data set, frameworks, GPU access and results folders")
+    doctor.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS])
+    doctor.add_argument("--data-dir", default=None)
+
     data_cmd = sub.add_parser("data", help="find and verify Fashion-MNIST (or download it into the cache)")
     data_cmd.add_argument("--data-dir", default=None)
     data_cmd.add_argument("--download", action="store_true", help="fetch from the upstream mirrors into the cache")
+
+    report = sub.add_parser("report", help="one self-contained HTML report (plots embedded) + PNGs + summary.csv")
+    report.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS], metavar="DIR",
+                        help="result dirs/files; merge machines by copying their result folders under one dir")
+    report.add_argument("--asv-results", type=Path, default=None, metavar="DIR", help="asv results_dir, e.g. .asv/results")
+    report.add_argument("--pytest-benchmark", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="JSON from pytest --benchmark-json (or .benchmarks/*/*.json)")
+    report.add_argument("--prices", type=Path, default=None, metavar="FILE", help="USD/hour per machine or device (YAML or CSV)")
+    report.add_argument("--target", nargs="+", default=[], metavar="ACC",
+                        help="validation accuracy for time/cost/energy to target: ACC (10-class) or TASK=ACC")
+    report.add_argument("--regression-threshold", type=_positive_float, default=5.0, metavar="PCT",
+                        help="percent worse than the previous commits that marks an asv regression")
+    report.add_argument("--out", type=Path, default=None, help="output dir (default reports/<date>-<host>/)")
+
+    compare = sub.add_parser("compare", help="compare two result sets case by case; exit 1 on a regression (CI gate)")
+    compare.add_argument("base", type=Path, metavar="BASE", help="results dir or file (the reference)")
+    compare.add_argument("new", type=Path, metavar="NEW", help="results dir or file (the candidate)")
+    compare.add_argument("--metric", nargs="+", default=None, metavar="NAME",
+                         help="figures to compare and gate on (default: all but GPU util and time to target): "
+                              "test_accuracy train_samples_per_s first_epoch_s steady_epoch_s infer_samples_per_s "
+                              "latency_p50_ms latency_p99_ms peak_rss_mib peak_device_mib gpu_util_pct "
+                              "energy_per_1k_j mfu_pct recorded_tta_s")
+    compare.add_argument("--threshold", nargs="+", default=["5%"], metavar="PCT",
+                         help="allowed relative change: 5%% for all, METRIC=2%% for one")
     return parser
 
 
@@ -222,7 +262,90 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "show": cmd_show, "list": cmd_list, "probe": cmd_probe, "data": cmd_data}
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report; skipped input files are named on stderr."""
+    from suite import report
+
+    try:
+        inputs = report.ReportInputs(
+            results=args.results, out=args.out or report.default_out_dir(), asv_results=args.asv_results,
+            pytest_benchmark=args.pytest_benchmark, prices=args.prices, targets=report.parse_targets(args.target),
+            regression_pct=args.regression_threshold)
+        page, problems = report.build_report(inputs)
+    except report.ReportError as exc:
+        print(f"fashionbench: error: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"report: {page}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print the comparison table; exit 0 ok, 1 regression, 2 bad input."""
+    from suite import compare
+
+    try:
+        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold)
+    except compare.CompareError as exc:
+        print(f"fashionbench: error: {exc}", file=sys.stderr)
+        return compare.EXIT_BAD_INPUT
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(table)
+    return code
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Print the harness ratio and the sampling overhead per framework and model."""
+    from suite import calibrate
+
+    data.load()
+    if args.rounds < 1:
+        raise UsageError(f"--rounds {args.rounds} is out of range; valid: >= 1")
+    for framework in args.framework:
+        for model in args.model:
+            spec = specs.RunSpec(framework=framework, model=model, epochs=args.epochs, batch_size=args.batch_size,
+                                 limit=args.limit, threads=args.threads)
+            if spec.epochs < 2:
+                raise UsageError("--epochs must be >= 2: steady-state throughput excludes epoch 1")
+            if args.only in (None, "harness"):
+                print(calibrate.describe("harness", calibrate.harness(spec, args.rounds, args.timeout)), flush=True)
+            if args.only in (None, "sampling"):
+                print(calibrate.describe("sampling", calibrate.sampler_overhead(spec, args.rounds, args.timeout)), flush=True)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """List every problem found (one line each); exit 1 if there is any."""
+    from suite.results import read_store
+    from suite.runner import no_gpu_reason
+
+    problems: list[str] = []
+    try:
+        found = data.load(args.data_dir)
+        print(f"ok   data set verified in {found.source_dir}")
+    except data.DataError as exc:
+        problems.append(f"data: {exc}")
+    gpu = no_gpu_reason()
+    print(f"info cuda: {'usable GPU listed by NVML' if gpu is None else 'unavailable — ' + gpu}")
+    for directory in args.results:
+        if not directory.exists():
+            print(f"info {directory}: no results yet")
+            continue
+        records, bad = read_store([directory])
+        problems += [f"corrupt: {line}" for line in bad]
+        leftovers = sorted(directory.rglob(".*.tmp"))
+        problems += [f"leftover temp file {p} (an interrupted write; safe to delete)" for p in leftovers]
+        statuses = ", ".join(f"{s}={sum(r.status == s for r in records)}" for s in sorted({r.status for r in records}))
+        print(f"ok   {directory}: {len(records)} readable record(s) {statuses}")
+    for line in problems:
+        print(f"FAIL {line}")
+    return 1 if problems else 0
+
+
+COMMANDS = {"run": cmd_run, "show": cmd_show, "list": cmd_list, "probe": cmd_probe, "data": cmd_data, "calibrate": cmd_calibrate, "doctor": cmd_doctor,
+            "report": cmd_report, "compare": cmd_compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

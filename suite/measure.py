@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import resource
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -93,3 +94,31 @@ def time_to_accuracy_s(
         reached = [i for i, acc in enumerate(val_accuracy) if acc is not None and acc >= target]
         result[f"{target:g}"] = float(cumulative[reached[0]]) if reached else None
     return result
+
+
+class HostSampler:
+    """Background thread sampling this process's CPU utilisation every period (the host twin of the NVML sampler)."""
+
+    def __init__(self, period_s: float = 0.15) -> None:
+        self.period_s = period_s
+        self.cpu_util_pct: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="host-sampler", daemon=True)
+        self._process = psutil.Process()
+
+    def _loop(self) -> None:
+        self._process.cpu_percent()  # the first call only sets psutil's reference point
+        while not self._stop.wait(self.period_s):
+            self.cpu_util_pct.append(self._process.cpu_percent())
+
+    def __enter__(self) -> HostSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def p95_pct(self) -> float | None:
+        """95th percentile of the sampled utilisation, None if the window was shorter than one period."""
+        return float(np.percentile(self.cpu_util_pct, 95)) if self.cpu_util_pct else None

@@ -138,6 +138,7 @@ class Case:
     spec: RunSpec
     records: list[RunRecord] = field(default_factory=list)
     label: str = ""
+    setup_label: str = ""  # the label without the host: what to run, as opposed to where
 
     @property
     def ok(self) -> list[RunRecord]:
@@ -182,9 +183,8 @@ def group_cases(records: list[RunRecord]) -> list[Case]:
     for case in ordered:
         parts = [case.spec.label]
         parts += [f"{s}={case.spec.to_dict().get(s)}" for s in varying]
-        if len(hosts) > 1:
-            parts.append(f"@{case.machine.hostname}")
-        case.label = " ".join(parts)
+        case.setup_label = " ".join(parts)
+        case.label = f"{case.setup_label} @{case.machine.hostname}" if len(hosts) > 1 else case.setup_label
     _disambiguate(ordered)
     return ordered
 

@@ -35,8 +35,8 @@ def machine_rows(items: list[Machine]) -> list[dict[str, str]]:
     """One row of fingerprint fields per machine."""
     rows = []
     for m in items:
-        gpus = "; ".join(f"{g.get('name', '?')} ({(g.get('memory_total_bytes') or 0) / GIB:.1f} GiB, driver {g.get('driver', '?')})"
-                         for g in m.gpus) or "none found (NVML)"
+        gpus = "; ".join(f"{g.get('name', '?')} ({(g.get('memory_total_bytes') or 0) / GIB:.1f} GiB, "
+                         f"driver {g.get('driver', '?')})" for g in m.gpus) or "none found (NVML)"
         cores = f"{m.cpu_cores_logical} logical / {m.cpu_cores_physical if m.cpu_cores_physical else '?'} physical"
         rows.append({"hostname": m.hostname, "machine_id": m.machine_id, "cpu": m.cpu_model, "cores": cores,
                      "ram": f"{m.ram_bytes / GIB:.1f} GiB", "gpus": gpus, "os": m.os, "python": m.python})

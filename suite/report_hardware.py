@@ -102,14 +102,37 @@ def _runner_up(scored: list[tuple[float, CaseCosts]], fmt: Callable[[float], str
     if len(scored) < 2:
         return "the only candidate with this figure"
     (best, _), (second, row) = scored[0], scored[1]
+    where = f"{row.case.setup_label} on {row.case.machine.hostname} ({row.case.spec.device})"
+    if best > 0 and second / best < 1.005:
+        return f"tied with {where} at {fmt(second)}"
     ratio = f", {second / best:.2f}× the best" if best > 0 else ""
-    return f"next: {row.case.label} on {row.case.machine.hostname} at {fmt(second)}{ratio}"
+    return f"next: {where} at {fmt(second)}{ratio}"
 
 
-def recommend(rows: list[CaseCosts], task: str, prices_given: bool) -> list[Recommendation]:
-    """Fastest, cheapest and most energy-efficient to the target, and best latency — from measured figures only."""
-    if not rows:
-        return []
+@dataclass(frozen=True)
+class Question:
+    """One row of the recommendation table: the figure to minimise, how to print it, why it wins, why it may be missing."""
+
+    text: str
+    value: Callable[[CaseCosts], float | None]
+    fmt: Callable[[float], str]
+    why: Callable[[str, CaseCosts], str]
+    missing: str
+
+
+def _cheap_why(value: str, row: CaseCosts) -> str:
+    price = row.price
+    assert price is not None  # only priced rows have a cost
+    return f"{value} at ${price.usd_per_hour:g}/h (price key {price.key!r}; reached in {row.reached} runs)"
+
+
+def _latency_why(value: str, row: CaseCosts) -> str:
+    p99 = METRIC_BY_KEY["latency_p99_ms"].format(row.latency_p99_ms)
+    return f"p50 {value}, p99 {p99} ms at batch {row.latency_batch}"
+
+
+def questions(rows: list[CaseCosts], task: str, prices_given: bool) -> list[Question]:
+    """The four questions, each with the reason it cannot be answered from these runs."""
     goal = f"{rows[0].target:g} validation accuracy ({task})"
     never = "no case reached the target in a majority of its runs; train longer or pass a lower --target"
     if not prices_given:
@@ -120,25 +143,29 @@ def recommend(rows: list[CaseCosts], task: str, prices_given: bool) -> list[Reco
         cheap_missing = never
     has_energy = any(r.energy_per_1k_train_samples_j is not None for row in rows for r in row.case.ok)
     no_energy = "no GPU energy in any run (CPU-only cases or NVML unavailable; host energy is not measured)"
-    questions: list[tuple[str, Callable[[CaseCosts], float | None], Callable[[float], str], Callable[[str, CaseCosts], str], str]] = [
-        (f"Fastest to {goal}", lambda r: r.tta_s, lambda v: f"{v:.2f} s",
-         lambda v, r: f"{v} of training to reach it (median; reached in {r.reached} runs)", never),
-        (f"Cheapest to {goal}", lambda r: r.cost_to_target_usd, lambda v: f"${v:.6f}",
-         lambda v, r: f"{v} at ${r.price.usd_per_hour:g}/h (price key {r.price.key!r}; reached in {r.reached} runs)"
-         if r.price else v, cheap_missing),
-        (f"Most energy-efficient to {goal}", lambda r: r.energy_to_target_j, lambda v: f"{v:,.1f} J",
-         lambda v, r: f"{v} of GPU energy to reach it (median; reached in {r.reached} runs)",
-         never if has_energy else no_energy),
-        (f"Best inference latency ({task})", lambda r: r.latency_p50_ms, lambda v: f"{v:.3f} ms",
-         lambda v, r: f"p50 {v}, p99 {METRIC_BY_KEY['latency_p99_ms'].format(r.latency_p99_ms)} ms at batch {r.latency_batch}", "no inference latency in any run"),
+    return [
+        Question(f"Fastest to {goal}", lambda r: r.tta_s, lambda v: f"{v:.2f} s",
+                 lambda v, r: f"{v} of training to reach it (median; reached in {r.reached} runs)", never),
+        Question(f"Cheapest to {goal}", lambda r: r.cost_to_target_usd, lambda v: f"${v:.6f}", _cheap_why, cheap_missing),
+        Question(f"Most energy-efficient to {goal}", lambda r: r.energy_to_target_j, lambda v: f"{v:,.1f} J",
+                 lambda v, r: f"{v} of GPU energy to reach it (median; reached in {r.reached} runs)",
+                 never if has_energy else no_energy),
+        Question(f"Best inference latency ({task})", lambda r: r.latency_p50_ms, lambda v: f"{v:.3f} ms", _latency_why,
+                 "no inference latency in any run"),
     ]
+
+
+def recommend(rows: list[CaseCosts], task: str, prices_given: bool) -> list[Recommendation]:
+    """Fastest, cheapest and most energy-efficient to the target, and best latency — from measured figures only."""
+    if not rows:
+        return []
     out: list[Recommendation] = []
-    for question, value, fmt, why, missing in questions:
-        scored = _pick(rows, value)
+    for question in questions(rows, task, prices_given):
+        scored = _pick(rows, question.value)
         if not scored:
-            out.append(Recommendation(question, NOT_MEASURED, "—", missing))
+            out.append(Recommendation(question.text, NOT_MEASURED, "—", question.missing))
             continue
         best, row = scored[0]
-        out.append(Recommendation(question, machine_name(row.case), row.case.label,
-                                  f"{why(fmt(best), row)}; {_runner_up(scored, fmt)}"))
+        why = f"{question.why(question.fmt(best), row)}; {_runner_up(scored, question.fmt)}"
+        out.append(Recommendation(question.text, machine_name(row.case), row.case.setup_label, why))
     return out

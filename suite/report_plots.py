@@ -1,8 +1,9 @@
-"""Matplotlib figures of the report (Agg, no pyplot state): each function returns a Figure or None when there is nothing to draw."""
+"""Matplotlib figures of the report (Agg, no pyplot state); each returns a Figure, or None when there is nothing to draw."""
 
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Sequence
 
 import matplotlib
@@ -27,7 +28,7 @@ THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
 
 def framework_color(framework: str) -> str:
     """Stable colour per framework, shared by every figure."""
-    return FRAMEWORK_COLORS.get(framework, OTHER_COLORS[hash(framework) % len(OTHER_COLORS)])
+    return FRAMEWORK_COLORS.get(framework, OTHER_COLORS[zlib.crc32(framework.encode()) % len(OTHER_COLORS)])
 
 
 def group_label(case: Case) -> str:
@@ -54,6 +55,8 @@ def _bars(ax, groups: dict[str, dict[str, Case]], metric: Metric, frameworks: li
                 continue
             x = i + (j - (len(frameworks) - 1) / 2) * width
             ax.bar(x, stats.median, width * 0.9, color=framework_color(framework), label=None if labelled else framework)
+            ax.annotate(_short(stats.median), (x, stats.median), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7)
             labelled = True
             if stats.n > 1:
                 ax.errorbar(x, stats.median, yerr=[[stats.median - stats.q1], [stats.q3 - stats.median]],
@@ -63,6 +66,13 @@ def _bars(ax, groups: dict[str, dict[str, Case]], metric: Metric, frameworks: li
     ax.set_title(f"{metric.header}" + (f" ({metric.unit})" if metric.unit and metric.unit not in metric.header else ""),
                  fontsize=10)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _short(value: float) -> str:
+    # Bar labels must fit above a bar: 3 significant digits, thousands as k.
+    if abs(value) >= 10_000:
+        return f"{value / 1000:,.0f}k"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def frameworks_figure(cases: list[Case]) -> Figure | None:
@@ -130,8 +140,9 @@ def curves_figure(items: Sequence[tuple[str, dict[str, Curves]]]) -> Figure | No
             ax_loss.plot(curves.epochs, curves.train_loss, color=color, marker=".", label=f"{framework} train")
             ax_acc.plot(curves.epochs, curves.train_acc, color=color, marker=".", label=f"{framework} train")
             if any(v is not None for v in curves.val_loss):
-                ax_loss.plot(curves.epochs, _nan(curves.val_loss), color=color, ls="--", marker=".", label=f"{framework} val")
-                ax_acc.plot(curves.epochs, _nan(curves.val_acc), color=color, ls="--", marker=".", label=f"{framework} val")
+                val = {"color": color, "ls": "--", "marker": ".", "label": f"{framework} val"}
+                ax_loss.plot(curves.epochs, _nan(curves.val_loss), **val)
+                ax_acc.plot(curves.epochs, _nan(curves.val_acc), **val)
             for i in overfit_epochs(curves.train_loss, curves.val_loss):
                 ax_loss.scatter(curves.epochs[i], curves.val_loss[i], s=120, facecolors="none", edgecolors="red",
                                 lw=2, zorder=4, label="val loss rising, train loss falling")
@@ -213,6 +224,9 @@ def hardware_figure(rows: list[CaseCosts]) -> Figure | None:
     if priced:
         cost = [r.cost_per_1m_samples_usd or 0.0 for r in rows]
         axes[1].barh(range(len(rows)), cost, color=colors)
+        for i, value in enumerate(cost):
+            axes[1].annotate(f"${value:.4f}" if value else "no price", (value, i), xytext=(3, 0),
+                             textcoords="offset points", va="center", fontsize=7)
         axes[1].set_yticks(range(len(rows)), ["" for _ in rows])
         axes[1].set_xlabel("USD per 1M training samples (lower is better; 0 = no price)")
         axes[1].invert_yaxis()

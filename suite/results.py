@@ -31,6 +31,7 @@ TIME_SCOPES = {
     "time_to_accuracy_s": "cumulative training time (validation excluded) until validation accuracy first reaches the target; null if never",
     "import_s": "seconds to import the framework in the worker process",
     "build_s": "seconds to build the model (and load shared weights)",
+    "cpu_util_pct": "process CPU seconds / wall seconds over the training epochs (100 = one core busy)",
 }
 
 
@@ -59,7 +60,7 @@ class EpochStats(BaseModel):
     """One epoch of training followed by validation."""
 
     epoch: int
-    train_loss: float
+    train_loss: float | None  # None when the loss was NaN/Inf (JSON has no such numbers); see RunRecord.error
     train_accuracy: float
     val_loss: float | None = None
     val_accuracy: float | None = None
@@ -142,6 +143,8 @@ class RunRecord(BaseModel):
 
     threads: int | None = None
     cpu_util_pct: float | None = None
+    cpu_util_p95_pct: float | None = None
+    monitoring: bool = True
     host_rss_baseline_bytes: int | None = None
     host_rss_peak_bytes: int | None = None
     torch_peak_allocated_bytes: int | None = None

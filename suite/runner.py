@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from suite import probe
+from pydantic import ValidationError
+
 from suite.machine import fingerprint, git_commit
 from suite.nvml import NvmlUnavailable, load_nvml
 from suite.results import RunRecord, read_store, write_record
 from suite.spec import RunSpec
 
 STDERR_TAIL_CHARS = 4000
+PR_SET_PDEATHSIG = 1
 OOM_HINT = "out of memory; try a smaller --batch-size (or --limit) or a device with more memory"
 
 
@@ -60,6 +64,14 @@ class _Current:
 _current = _Current()
 
 
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the runner dies, so a killed run leaves no orphan training behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> WorkerResult:
     """Start `python -m suite.worker` in its own process group; kill the whole group on timeout."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
@@ -70,6 +82,7 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> Wo
             process = subprocess.Popen(
                 [sys.executable, "-m", "suite.worker", str(job_path), str(out_path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             _current.process = process
             try:
@@ -156,21 +169,24 @@ def no_gpu_reason() -> str | None:
     return "NVML lists no GPU"
 
 
-def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None) -> RunRecord:
+def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True) -> RunRecord:
     """One case in one fresh process; whatever happens, a RunRecord comes back."""
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
-        "peak_flops_per_s": peak_flops(spec, timeout_s), "data_dir": data_dir,
+        "peak_flops_per_s": peak_flops(spec, timeout_s), "data_dir": data_dir, "monitoring": monitoring,
     }
     result = run_worker(job, case_env(spec), timeout_s)
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
         return failure_record(spec, "error", describe_exit(result.returncode, result.stderr_tail), result)
-    record = RunRecord.model_validate(result.output)
+    try:
+        record = RunRecord.model_validate(result.output)
+    except ValidationError as exc:
+        return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
     return record

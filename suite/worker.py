@@ -17,7 +17,7 @@ import numpy as np
 
 from suite import data
 from suite.backends import Backend, DeviceUnavailable, get_backend
-from suite.measure import CpuMeter, peak_rss_bytes, percentile_ms, rss_bytes, time_to_accuracy_s
+from suite.measure import CpuMeter, HostSampler, peak_rss_bytes, percentile_ms, rss_bytes, time_to_accuracy_s
 from suite.models import forward_flops_per_sample, shared_weights, train_flops_per_sample
 from suite.nvml import NvmlSampler
 from suite.results import EpochStats, InferenceStats, Machine, RunRecord
@@ -49,11 +49,12 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
 class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
-    def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None) -> None:
+    def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
+                 monitoring: bool = True) -> None:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
-            git_commit=None, peak_flops_per_s=peak_flops_per_s, threads=spec.threads,
+            git_commit=None, peak_flops_per_s=peak_flops_per_s, threads=spec.threads, monitoring=monitoring,
         )
         self.data_dir = data_dir
         self.binary = spec.model == "binary"
@@ -77,7 +78,8 @@ class Case:
         rec.train_flops_per_sample = train_flops_per_sample(spec)
         backend.load_data(prepared)
 
-        sampler = NvmlSampler() if spec.device == "cuda" else None
+        # monitoring=False exists only so the overhead benchmark can compare against a run without samplers.
+        sampler = NvmlSampler() if spec.device == "cuda" and rec.monitoring else None
         if sampler:
             sampler.start()
         try:
@@ -98,7 +100,8 @@ class Case:
         rec.train_samples = n_train
         best_loss, best_state, bad_epochs = math.inf, None, 0
         backend.reset_device_memory_peak()
-        with CpuMeter() as cpu, (sampler.phase("train") if sampler else _null()):
+        host = HostSampler() if rec.monitoring else _null()
+        with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else _null()):
             for epoch in range(1, spec.epochs + 1):
                 order = data.batch_order(n_train, spec.seed, epoch)
                 t0 = time.perf_counter()
@@ -107,7 +110,7 @@ class Case:
                 backend.sync()
                 train_s = time.perf_counter() - t0
                 if not math.isfinite(loss):
-                    rec.history.append(EpochStats(epoch=epoch, train_loss=loss, train_accuracy=accuracy, train_s=train_s))
+                    rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
                     rec.status, rec.diverged_epoch = "diverged", epoch
                     rec.error = f"training loss became {loss} at epoch {epoch}; lower --lr (now {spec.lr}) or add --batchnorm"
                     return
@@ -126,6 +129,7 @@ class Case:
         if best_state is not None:
             backend.restore(best_state)
         rec.cpu_util_pct = cpu.util_pct
+        rec.cpu_util_p95_pct = host.p95_pct() if isinstance(host, HostSampler) else None
         for name, value in backend.device_memory().items():
             setattr(rec, name, value)
         self._throughput()
@@ -194,7 +198,8 @@ class _null:
 def run_job(job: dict[str, Any]) -> RunRecord:
     """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
     spec = RunSpec.from_dict(job["spec"])
-    case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"))
+    case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
+                job.get("monitoring", True))
     t0 = time.perf_counter()
     try:
         record = case.run()
@@ -213,6 +218,17 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     return record
 
 
+def run_bare(request: dict[str, Any]) -> dict[str, Any]:
+    """Time a hand-written reference loop on the same data the suite would use (calibration only)."""
+    from suite.backends.bare_loops import LOOPS
+
+    spec = RunSpec.from_dict(request["spec"])
+    prepared = data.prepare(data.load(request.get("data_dir")), spec.task, spec.seed, spec.limit)
+    epoch_s = LOOPS[spec.framework](spec.model, prepared.x_train, prepared.y_train, spec.batch_size, spec.epochs,
+                                    spec.threads)
+    return {"epoch_s": epoch_s, "train_samples": len(prepared.y_train)}
+
+
 def main(argv: list[str]) -> int:
     """Entry point: `python -m suite.worker JOB.json OUT.json`."""
     job = json.loads(Path(argv[0]).read_text())
@@ -220,11 +236,11 @@ def main(argv: list[str]) -> int:
     if job.get("probe"):
         from suite.probe import run_probe
 
-        result: dict[str, Any] = run_probe(job["probe"])
-        out.write_text(json.dumps(result))
-        return 0
-    record = run_job(job)
-    out.write_text(record.model_dump_json())
+        out.write_text(json.dumps(run_probe(job["probe"])))
+    elif job.get("bare"):
+        out.write_text(json.dumps(run_bare(job["bare"])))
+    else:
+        out.write_text(run_job(job).model_dump_json())
     return 0
 
 

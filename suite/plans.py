@@ -1,0 +1,108 @@
+"""The benchmark grids shared by asv (benchmarks/) and pytest-benchmark (tests/test_bench.py), and their isolated runs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from suite.results import RunRecord
+from suite.runner import no_gpu_reason, run_case
+from suite.spec import DEVICES, FRAMEWORKS, MODELS, RunSpec, SpecError, grid
+
+QUICK_ENV = "FASHIONBENCH_QUICK"
+# Narrow a grid without editing code (e.g. `FASHIONBENCH_FRAMEWORKS=torch asv run ...`); comma-separated values.
+AXIS_ENVS = {"framework": "FASHIONBENCH_FRAMEWORKS", "model": "FASHIONBENCH_MODELS", "device": "FASHIONBENCH_DEVICES"}
+LIMIT_ENV = "FASHIONBENCH_LIMIT"
+PARAM_NAMES = ("framework", "model", "device")
+
+QUICK_LIMIT = 2000
+QUICK_EPOCHS = 2  # epoch 1 includes tracing and warm-up; the steady-state figures need a second one
+FULL_EPOCHS = 10
+LATENCY_BATCH = 1
+THROUGHPUT_BATCH = 1024  # also the size of the timed inference pass
+QUICK_INFER_BATCH_SIZES = (LATENCY_BATCH, THROUGHPUT_BATCH)  # each size costs the worker ~1 s of measuring
+QUICK_CASE_TIMEOUT_S = 900.0
+FULL_CASE_TIMEOUT_S = 3600.0
+
+
+def is_quick(quick: bool | None = None) -> bool:
+    """An explicit choice, else FASHIONBENCH_QUICK=1."""
+    return os.environ.get(QUICK_ENV) == "1" if quick is None else quick
+
+
+def available_devices() -> tuple[str, ...]:
+    """cpu, plus cuda when NVML lists a GPU (judged without starting a framework)."""
+    return DEVICES if no_gpu_reason() is None else ("cpu",)
+
+
+def _env_values(name: str, default: tuple[str, ...], choices: tuple[str, ...]) -> tuple[str, ...]:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in values if v not in choices]
+    if unknown:
+        raise SpecError(f"{name}={text!r}: {', '.join(unknown)} not known; choose from: {', '.join(choices)}")
+    return values
+
+
+def _env_limit() -> int | None:
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise SpecError(f"{LIMIT_ENV}={text!r} is not a whole number of training samples")
+    return int(text)
+
+
+def benchmark_axes(quick: bool | None = None) -> dict[str, tuple[str, ...]]:
+    """framework × model × device of the grid: quick runs only the devices present, full always lists cpu and cuda."""
+    devices = available_devices() if is_quick(quick) else DEVICES
+    defaults = {"framework": FRAMEWORKS, "model": MODELS, "device": devices}
+    choices = {"framework": FRAMEWORKS, "model": MODELS, "device": DEVICES}
+    return {axis: _env_values(AXIS_ENVS[axis], defaults[axis], choices[axis]) for axis in PARAM_NAMES}
+
+
+def benchmark_specs(quick: bool | None = None) -> list[RunSpec]:
+    """The grid: quick is --limit 2000 and 2 epochs; full is all data and 10 epochs (FASHIONBENCH_LIMIT overrides both)."""
+    quick = is_quick(quick)
+    limit = _env_limit() or (QUICK_LIMIT if quick else None)
+    return grid(
+        dict(benchmark_axes(quick)), epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, limit=limit,
+        threads=os.cpu_count() or 1,  # all logical cores, as `fashionbench run` defaults to
+        infer_batch_sizes=QUICK_INFER_BATCH_SIZES if quick else RunSpec.infer_batch_sizes,
+    )
+
+
+def case_timeout_s(spec: RunSpec) -> float:
+    """Seconds one isolated run may take before the runner kills it."""
+    return FULL_CASE_TIMEOUT_S if spec.limit is None else QUICK_CASE_TIMEOUT_S
+
+
+def param_key(spec: RunSpec) -> tuple[str, str, str]:
+    """The (framework, model, device) tuple asv passes as parameters."""
+    return spec.framework, spec.model, spec.device
+
+
+def run_record(spec: RunSpec) -> RunRecord:
+    """One isolated worker run of the spec (suite.runner.run_case) with the grid's timeout."""
+    return run_case(spec, case_timeout_s(spec), None)
+
+
+def run_records(specs: list[RunSpec]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """One isolated run per spec, as JSON-ready RunRecord dicts keyed by param_key (what asv's setup_cache returns)."""
+    return {param_key(s): run_record(s).model_dump(mode="json") for s in specs}
+
+
+class CaseSkipped(NotImplementedError):
+    """The case cannot run here (e.g. no GPU); a NotImplementedError because that is how asv's setup skips."""
+
+
+def usable_record(data: RunRecord | dict[str, Any]) -> RunRecord:
+    """The record of an isolated run, or CaseSkipped / RuntimeError naming why its figures cannot be used."""
+    record = RunRecord.model_validate(data)
+    if record.status == "skipped":
+        raise CaseSkipped(record.error or "skipped")
+    if record.status != "ok":
+        raise RuntimeError(f"{record.run_spec.label}: {record.status}: {record.error}")
+    return record

@@ -1,0 +1,134 @@
+"""asv end to end in a temporary clone: `asv check`, a quick run in this environment, two commits into one results dir, publish.
+
+History here uses `--python=same --set-commit-hash` per commit with the clone's checkout first on PYTHONPATH, so each
+commit's own code is benchmarked without building virtualenvs (asv's base requirements are pip-upgraded from the
+network each time); the virtualenv mode of asv.conf.json is documented in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from suite import plans
+from tests.conftest import REPO, needs_data
+
+pytestmark = needs_data
+
+MACHINE = "ci-cpu"
+# One tiny CPU case; cuda stays in the grid so its skip path (NotImplementedError → n/a) is exercised too.
+TINY_GRID = {plans.QUICK_ENV: "1", plans.LIMIT_ENV: "256", "FASHIONBENCH_FRAMEWORKS": "torch",
+             "FASHIONBENCH_MODELS": "dense", "FASHIONBENCH_DEVICES": "cpu,cuda"}
+CPU = ("'torch'", "'dense'", "'cpu'")
+MUST_HAVE = ("training.Training.track_test_accuracy", "training.Training.track_train_samples_per_s",
+             "inference.Inference.track_samples_per_s", "inference.Inference.track_latency_p50_ms",
+             "memory.Memory.track_host_rss_peak_bytes", "training.TrainEpoch.time_train_epoch",
+             "inference.InferencePass.time_inference_pass")
+HISTORY_BENCH = r"training\.Training\.track_(test_accuracy|train_samples_per_s)"
+
+
+@dataclass
+class Clone:
+    """A throwaway repository holding the working tree, with asv's machine file in its own HOME."""
+
+    path: Path
+    env: dict[str, str]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A command in the clone; failure shows its output."""
+        result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        return result
+
+    def commit(self, message: str) -> str:
+        """Commit everything; return the hash."""
+        self.run("git", "add", "-A")
+        self.run("git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-q", "-m", message)
+        return self.run("git", "rev-parse", "HEAD").stdout.strip()
+
+    def asv_run_same(self, commit: str, *args: str) -> None:
+        """Benchmark `commit` checked out, in this environment, recorded under that commit."""
+        self.run("git", "checkout", "-q", commit)
+        self.run(sys.executable, "-m", "asv", "run", "--python=same", "--set-commit-hash", commit,
+                 "--machine", MACHINE, "--show-stderr", *args)
+
+    def results(self, commit: str) -> dict[str, dict[str, object]]:
+        """benchmark name → {result, params} of the commit's result file."""
+        (path,) = (self.path / ".asv" / "results" / MACHINE).glob(f"{commit[:8]}-*.json")
+        data = json.loads(path.read_text())
+        return {name: dict(zip(data["result_columns"], row)) for name, row in data["results"].items()}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory, probe_cache: Path) -> Clone:
+    """The working tree (tracked and new files, not ignored ones) committed into a fresh repository."""
+    root = tmp_path_factory.mktemp("asv")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source, target = REPO / name, root / "repo" / name
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    env = dict(os.environ, HOME=str(root / "home"), FASHIONBENCH_CACHE=str(probe_cache),
+               PYTHONPATH=str(root / "repo"), **TINY_GRID)
+    made = Clone(root / "repo", env)
+    made.run("git", "init", "-q", "-b", "main")
+    made.commit("working tree")
+    made.run(sys.executable, "-m", "asv", "machine", "--yes", "--machine", MACHINE)
+    return made
+
+
+@pytest.fixture(scope="module")
+def history(clone: Clone) -> list[str]:
+    """Commit 1 with every benchmark, then commit 2 with two, into the same results dir."""
+    first = clone.run("git", "rev-parse", "HEAD").stdout.strip()
+    clone.asv_run_same(first)
+    (clone.path / "history-probe.txt").write_text("A second commit for the history test.\n")
+    second = clone.commit("second commit")
+    clone.asv_run_same(second, "--bench", HISTORY_BENCH)
+    return [first, second]
+
+
+def test_asv_check_finds_no_problems(clone: Clone) -> None:
+    out = clone.run(sys.executable, "-m", "asv", "check", "--python=same")
+    assert "No problems found" in out.stdout
+
+
+def test_clone_code_is_what_gets_benchmarked(clone: Clone) -> None:
+    out = clone.run(sys.executable, "-c", "import suite.plans; print(suite.plans.__file__)")
+    assert Path(out.stdout.strip()).is_relative_to(clone.path)
+
+
+def test_quick_run_saves_every_figure_and_skips_cuda_without_gpu(clone: Clone, history: list[str]) -> None:
+    results = clone.results(history[0])
+    for name in MUST_HAVE:
+        row = results[name]
+        values = dict(zip(itertools.product(*row["params"]), row["result"]))
+        value = values[CPU]
+        assert value is not None and math.isfinite(value) and value > 0, (name, value)
+        if plans.available_devices() == ("cpu",):
+            assert math.isnan(values[("'torch'", "'dense'", "'cuda'")]), (name, values)  # NaN is asv's "skipped"
+    meta = json.loads((clone.path / ".asv" / "results" / "benchmarks.json").read_text())
+    keys = {b["setup_cache_key"] for name, b in meta.items() if isinstance(b, dict) and "setup_cache_key" in b}
+    assert len(keys) == 1, keys  # one training of the grid serves every suite
+
+
+def test_history_of_two_commits_publishes_html(clone: Clone, history: list[str]) -> None:
+    for commit in history:
+        row = clone.results(commit)["training.Training.track_test_accuracy"]
+        assert row["result"][0] is not None and row["result"][0] > 0.1, (commit, row)
+    clone.run(sys.executable, "-m", "asv", "publish")
+    html = clone.path / ".asv" / "html"
+    assert (html / "index.html").is_file()
+    published = set(json.loads((html / "index.json").read_text())["revision_to_hash"].values())
+    assert set(history) <= published

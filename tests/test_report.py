@@ -1,0 +1,685 @@
+"""`fashionbench report`: every section from the real fixture store, escaping, machine merge, prices/energy, recommendations, asv, Chromium."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from suite.asv_results import build_series, read_asv_results
+from suite.cli import main
+from suite.prices import PriceError, load_prices, price_for
+from suite.report_cases import group_cases
+from suite.report_curves import overfit_epochs, run_overfit
+from suite.report_hardware import NOT_MEASURED, case_costs, recommend
+from suite.results import EpochStats, RunRecord, read_store, write_record
+from tests.conftest import REPO
+
+STORE_A = Path(__file__).resolve().parent / "fixtures" / "store_a"
+XSS = "<script>alert(1)</script>"
+COMMIT_XSS = "<b>bold</b> & <script>x</script> drop accuracy"
+BOX2 = {"machine_id": "b0x2b0x2b0x2", "hostname": "box-2", "cpu_model": "Test CPU (box-2)"}
+PRICES_YAML = "# USD per hour\nvm: 0.40\nbox-2/cpu: 1.10\n"
+PRICES = {"vm": 0.40, "box-2/cpu": 1.10}
+TARGET = 0.7
+SECTIONS = ["summary", "claims", "frameworks", "accuracy-vs-speed", "curves", "per-class", "hardware", "commits",
+            "environment"]
+
+
+# ------------------------------------------------------------------ record helpers (shared with test_compare)
+
+
+def fixture_records() -> list[RunRecord]:
+    """The real runs committed as the fixture store."""
+    records, problems = read_store([STORE_A])
+    assert records and not problems, problems
+    return records
+
+
+def with_machine(record: RunRecord, **machine: Any) -> RunRecord:
+    """A copy of the run as if made on another machine (new run id, edited machine fields)."""
+    return record.model_copy(update={"machine": record.machine.model_copy(update=machine), "run_id": uuid.uuid4().hex})
+
+
+def with_figures(record: RunRecord, **figures: Any) -> RunRecord:
+    """A copy of the run with some top-level fields replaced (new run id)."""
+    return record.model_copy(update={**figures, "run_id": uuid.uuid4().hex})
+
+
+def write_all(records: list[RunRecord], directory: Path) -> Path:
+    """Write the records as a results dir."""
+    for record in records:
+        write_record(record, directory)
+    return directory
+
+
+def setup_of(record: RunRecord) -> str:
+    """framework/model/device of a run."""
+    return f"{record.spec['framework']}/{record.spec['model']}/{record.spec['device']}"
+
+
+def tta(record: RunRecord, target: float) -> float:
+    """Independent time-to-target: cumulative train seconds at the first epoch reaching it, inf if never."""
+    total = 0.0
+    for epoch in record.history:
+        total += epoch.train_s
+        if epoch.val_accuracy is not None and epoch.val_accuracy >= target:
+            return total
+    return math.inf
+
+
+# ------------------------------------------------------------------ asv / pytest-benchmark inputs
+
+
+def git_commits(repo: Path, subjects: list[str]) -> list[tuple[str, int]]:
+    """A throwaway git repo with one commit per subject, one day apart; returns (sha, commit date ms)."""
+    repo.mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    out = []
+    for day, subject in enumerate(subjects, start=1):
+        stamp = f"2026-01-{day:02d}T12:00:00+00:00"
+        env = {**os.environ, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", subject], check=True, env=env)
+        sha = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        out.append((sha, int(datetime.fromisoformat(stamp).timestamp() * 1000)))
+    return out
+
+
+def write_asv_results(root: Path, machine: str, commits: list[tuple[str, int]],
+                      benches: dict[str, tuple[str, str, list[list[str]], list[Any]]]) -> Path:
+    """A results dir written through asv's own Results API, so the reader (which never imports asv) is checked
+    against the real format. benches: name → (type, unit, params, value per commit)."""
+    from asv import util
+    from asv.results import Results
+    from asv.runner import BenchmarkResult
+
+    util.write_json(str(root / machine / "machine.json"), {"machine": machine, "arch": "x86_64", "cpu": "t",
+                                                            "num_cpu": "2", "os": "Linux", "ram": "1"}, api_version=1)
+    meta = {name: {"name": name, "type": kind, "unit": unit, "params": params, "version": "1",
+                   "param_names": [f"p{i}" for i in range(len(params))]}
+            for name, (kind, unit, params, _) in benches.items()}
+    util.write_json(str(root / "benchmarks.json"), meta, api_version=2)
+    for i, (sha, date_ms) in enumerate(commits):
+        results = Results({"machine": machine, "python": "3.11"}, {}, sha, date_ms, "3.11", "existing-py", {})
+        for name, (_, _, _, values) in benches.items():
+            value = values[i] if isinstance(values[i], list) else [values[i]]
+            results.add_result(meta[name], BenchmarkResult(result=value, samples=[None] * len(value),
+                                                           number=[None] * len(value), errcode=0, stderr="", profile=None),
+                               started_at=datetime.fromtimestamp(date_ms / 1000 + 60, timezone.utc), duration=1.0)
+        results.save(str(root))
+    return root
+
+
+def write_pytest_benchmark(path: Path, commit: str, stamp: str, median_s: float, extra: dict[str, Any]) -> Path:
+    """A pytest-benchmark JSON file in the shape `--benchmark-json` writes (one benchmark)."""
+    stats = {"min": median_s, "max": median_s, "mean": median_s, "stddev": 0.0, "rounds": 5, "median": median_s,
+             "iqr": median_s / 10, "q1": median_s, "q3": median_s, "iterations": 1, "ops": 1 / median_s}
+    bench = {"group": "train-step", "name": "test_train_step[torch-dense]", "params": None, "param": None,
+             "fullname": "tests/test_bench.py::test_train_step[torch-dense]", "extra_info": extra, "options": {},
+             "stats": stats}
+    path.write_text(json.dumps({"machine_info": {"node": "vm"}, "commit_info": {"id": commit}, "datetime": stamp,
+                                "version": "5.2.3", "benchmarks": [bench]}), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------ a small HTML tree (stdlib only)
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+@dataclass
+class Node:
+    """An element with its attributes and children."""
+
+    tag: str
+    attrs: dict[str, str]
+    children: list[Any] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """All text below, whitespace collapsed."""
+        return " ".join(" ".join(c if isinstance(c, str) else c.text for c in self.children).split())
+
+    def find_all(self, tag: str, **attrs: str) -> list[Node]:
+        """Descendants with the tag and attributes (class matched as one of its words)."""
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if child.tag == tag and all(_matches(child, k, v) for k, v in attrs.items()):
+                    found.append(child)
+                found.extend(child.find_all(tag, **attrs))
+        return found
+
+    def find(self, tag: str, **attrs: str) -> Node:
+        """The first match (fails the test when absent)."""
+        found = self.find_all(tag, **attrs)
+        assert found, f"no <{tag} {attrs}>"
+        return found[0]
+
+    def rows(self) -> list[list[str]]:
+        """Cell texts row by row, header row included."""
+        return [[c.text for c in tr.children if isinstance(c, Node) and c.tag in ("td", "th")] for tr in self.find_all("tr")]
+
+    def records(self) -> list[dict[str, str]]:
+        """Body rows as dicts keyed by the header texts."""
+        header, *body = self.rows()
+        return [dict(zip(header, row)) for row in body]
+
+
+def _matches(node: Node, key: str, value: str) -> bool:
+    key = key.rstrip("_").replace("_", "-")
+    return value in node.attrs.get(key, "").split() if key == "class" else node.attrs.get(key) == value
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack = [Node("root", {})]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def parse_html(text: str) -> Node:
+    """The document as a Node tree."""
+    builder = _TreeBuilder()
+    builder.feed(text)
+    builder.close()
+    return builder.stack[0]
+
+
+# ------------------------------------------------------------------ one rich report shared by the tests
+
+
+@dataclass
+class Built:
+    """The report made from: the fixture store, a second machine, a hostile failed run, corrupt files, prices, asv, pytest-benchmark."""
+
+    out: Path
+    html: str
+    doc: Node
+    stdout: str
+    stderr: str
+    code: int
+    ok: list[RunRecord]
+    commits: list[tuple[str, int]]
+    base_acc: float
+    results: Path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    root = tmp_path_factory.mktemp("report")
+    results = root / "results"
+    shutil.copytree(STORE_A, results / "vm")
+    base = fixture_records()
+    box2 = [with_machine(r, **BOX2) for r in base if r.spec["model"] == "dense"]
+    write_all(box2, results / "box-2")
+    hostile_machine = {"machine_id": "bad0bad0bad0", "hostname": XSS, "versions": {"torch": XSS}}
+    hostile = with_figures(with_machine(base[0], **hostile_machine), status="error", error=XSS, stderr_tail=XSS)
+    write_all([hostile], results / "hostile")
+    (results / "vm" / "corrupt.json").write_text("{not json", encoding="utf-8")
+    (results / "vm" / "foreign.json").write_text('{"hello": "world"}', encoding="utf-8")
+    prices = root / "prices.yaml"
+    prices.write_text(PRICES_YAML, encoding="utf-8")
+
+    torch_dense = [r for r in base if setup_of(r) == "torch/dense/cpu"]
+    acc = float(np.median([r.test_accuracy for r in torch_dense]))
+    epoch_s = torch_dense[0].steady_epoch_s
+    speeds = [float(np.median([r.train_steady_samples_per_s for r in base if setup_of(r) == f"{fw}/dense/cpu"]))
+              for fw in ("torch", "keras")]
+    commits = git_commits(root / "repo", ["initial", "faster loader", COMMIT_XSS, "slow epoch"])
+    asv_dir = write_asv_results(root / "asv", "vm-cpu", commits, {
+        "training.TrainingSuite.track_test_accuracy": ("track", "accuracy", [], [acc, acc, acc * 0.9, acc * 0.9]),
+        "training.TrainingSuite.time_epoch": ("time", "seconds", [], [epoch_s, epoch_s * 1.01, epoch_s, epoch_s * 1.3]),
+        "training.TrainingSuite.track_samples_per_s": ("track", "samples/s", [["'torch'", "'keras'"]], [speeds] * 4),
+    })
+    (asv_dir / "vm-cpu" / "broken-env.json").write_text("[1, 2", encoding="utf-8")
+    step_s = torch_dense[0].step_time_ms_p50 / 1000
+    extra = {"test_accuracy": acc, "note": "<img src=x onerror=alert(1)>"}
+    bench = [write_pytest_benchmark(root / "b1.json", commits[0][0], "2026-01-01T12:00:00", step_s, extra),
+             write_pytest_benchmark(root / "b2.json", commits[1][0], "2026-01-02T12:00:00", step_s * 1.2, extra)]
+
+    out = root / "out"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(root / "repo")  # commit messages come from the git repo the report runs in
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["report", "--results", str(results), "--asv-results", str(asv_dir), "--pytest-benchmark",
+                         *map(str, bench), "--prices", str(prices), "--target", str(TARGET), "--out", str(out)])
+    finally:
+        os.chdir(cwd)
+    html = (out / "index.html").read_text(encoding="utf-8")
+    return Built(out, html, parse_html(html), stdout.getvalue(), stderr.getvalue(), code, base + box2, commits, acc,
+                 results)
+
+
+def section(built: Built, name: str) -> Node:
+    """One numbered section of the page."""
+    return built.doc.find("section", id=name)
+
+
+def label_runs(built: Built, label: str) -> list[RunRecord]:
+    """The ok runs behind a table label like 'torch/dense/cpu @box-2'."""
+    setup, _, host = label.partition(" @")
+    runs = [r for r in built.ok if setup_of(r) == setup.split()[0] and r.machine.hostname == host]
+    assert runs, label
+    return runs
+
+
+# ------------------------------------------------------------------ structure, inputs, escaping
+
+
+def test_cli_writes_page_pngs_and_csv_and_names_skipped_files(built: Built):
+    assert built.code == 0
+    assert f"report: {built.out / 'index.html'}" in built.stdout
+    for name in ("corrupt.json", "foreign.json", "broken-env.json"):
+        assert name in built.stderr
+        assert name in built.doc.find("div", id="skipped-inputs").text
+    pngs = sorted(p.name for p in built.out.glob("*.png"))
+    assert {"frameworks.png", "accuracy-vs-speed.png", "training-curves.png", "hardware.png", "over-commits.png"} <= set(pngs)
+    assert (built.out / "summary.csv").is_file()
+
+
+def test_sections_one_to_nine_in_order(built: Built):
+    assert [s.attrs["id"] for s in built.doc.find_all("section")] == SECTIONS
+    headings = [s.find("h2").text for s in built.doc.find_all("section")]
+    assert [h.split(".")[0] for h in headings] == [str(i) for i in range(1, 10)]
+
+
+def test_strings_from_result_files_are_escaped(built: Built):
+    assert XSS not in built.html and "<script" not in built.html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in built.html
+    failed = section(built, "summary").find("h3", id="not-ok")
+    table = next(t for t in section(built, "summary").find_all("table") if "error" in t.rows()[0])
+    (row,) = table.records()
+    assert row["status"] == "error" and row["error"] == XSS and row["host"] == XSS and row["stderr (tail)"] == XSS
+    assert "Runs not ok (1)" in failed.text
+    assert XSS in [m["host"] for m in section(built, "environment").find("table", class_="env-machines").records()]
+    assert XSS in section(built, "environment").find("table", class_="versions").text
+    assert all(XSS not in t.text for t in section(built, "summary").find_all("table", class_="summary"))
+    assert "&lt;img src=x onerror=alert(1)&gt;" in built.html
+
+
+def test_page_is_offline_and_images_are_embedded_pngs(built: Built):
+    imgs = built.doc.find_all("img")
+    assert len(imgs) >= 8
+    for img in imgs:
+        assert img.attrs["src"].startswith("data:image/png;base64,")
+        data = base64.b64decode(img.attrs["src"].split(",", 1)[1])
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not built.doc.find_all("link") and not built.doc.find_all("script")
+    for node in built.doc.find_all("a"):
+        assert node.attrs["href"].startswith("#")
+
+
+# ------------------------------------------------------------------ 1 summary
+
+
+def test_summary_cells_are_medians_with_best_marked(built: Built):
+    table = section(built, "summary").find("table", data_task="10-class")
+    rows = table.records()
+    assert {r["case"] for r in rows} == {f"{setup_of(r)} @{r.machine.hostname}" for r in built.ok
+                                         if r.spec["model"] != "binary"}
+    for header, field_name, fmt in (("test accuracy", "test_accuracy", ".4f"),
+                                    ("train samples/s", "train_steady_samples_per_s", ",.0f")):
+        medians = {r["case"]: float(np.median([getattr(x, field_name) for x in label_runs(built, r["case"])])) for r in rows}
+        best = max(medians.values())
+        for row in rows:
+            assert row[header].startswith(format(medians[row["case"]], fmt)), (header, row)
+            assert ("★" in row[header]) == math.isclose(medians[row["case"]], best), (header, row)
+            runs = label_runs(built, row["case"])
+            assert row["ok runs"] == f"{len(runs)}/{len(runs)}"
+    # Nothing GPU-side was measured on these CPU-only machines: the columns are named once, not shown empty.
+    assert "GPU util %" not in table.rows()[0]
+    assert "GPU util %" in next(p.text for p in section(built, "summary").find_all("p") if "Not measured for" in p.text)
+    binary = section(built, "summary").find("table", data_task="tshirt-vs-shirt").records()
+    assert len(binary) == 2 and all(row["ok runs"] == "1/1" for row in binary)
+
+
+def test_summary_csv_holds_the_same_medians(built: Built):
+    with (built.out / "summary.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["ok_runs"] == "0":
+            continue
+        runs = [r for r in built.ok if r.case_key == row["case_key"] and r.machine.machine_id == row["machine_id"]]
+        assert float(row["test_accuracy_median"]) == pytest.approx(np.median([r.test_accuracy for r in runs]))
+        assert int(row["test_accuracy_n"]) == len(runs)
+
+
+# ------------------------------------------------------------------ 2 claims
+
+
+def test_course_claims_have_measured_figures_and_verdicts(built: Built):
+    rows = section(built, "claims").find("table", class_="claims").records()
+    verdict = lambda ok: "holds" if ok else "does not hold"  # noqa: E731
+    for framework in ("torch", "keras"):
+        mine = {r["claim"]: r for r in rows if r["framework"] == framework}
+        acc = {m: float(np.median([r.test_accuracy for r in built.ok if r.spec["framework"] == framework
+                                   and r.spec["model"] == m])) for m in ("dense", "cnn")}
+        params = {m: next(r.params for r in built.ok if r.spec["model"] == m) for m in ("dense", "cnn")}
+        dense, cnn = mine["Dense reaches ~88% test accuracy"], mine["CNN reaches 90%+ test accuracy"]
+        assert dense["measured"].startswith(f"{acc['dense']:.4f}")
+        assert dense["verdict"] == verdict(abs(acc["dense"] - 0.88) <= 0.015)
+        assert cnn["measured"].startswith(f"{acc['cnn']:.4f}") and cnn["verdict"] == verdict(acc["cnn"] >= 0.895)
+        gap = 100 * (acc["cnn"] - acc["dense"])
+        assert f"{gap:+.2f} points" in mine["CNNs win by 2–3 points"]["measured"]
+        assert mine["CNNs win by 2–3 points"]["verdict"] == verdict(1.5 <= gap <= 3.5)
+        fewer = mine["…with fewer parameters"]
+        assert f"CNN {params['cnn']:,} vs dense {params['dense']:,}" in fewer["measured"]
+        assert fewer["verdict"] == verdict(params["cnn"] < params["dense"])
+        assert "reduced run" in dense["setting"]  # the fixture trains 3 epochs on 3,000 samples
+
+
+# ------------------------------------------------------------------ 3 frameworks, 4 Pareto, 5 curves
+
+
+def test_frameworks_side_by_side_table(built: Built):
+    rows = section(built, "frameworks").find("table", class_="side-by-side").records()
+    row = next(r for r in rows if r["model / device"] == "dense/cpu @vm" and r["figure"] == "train samples/s")
+    medians = {fw: float(np.median([r.train_steady_samples_per_s for r in label_runs(built, f"{fw}/dense/cpu @vm")]))
+               for fw in ("torch", "keras")}
+    for fw, value in medians.items():
+        assert row[fw].startswith(f"{value:,.0f}")
+    winner = max(medians, key=medians.get)
+    assert row["better"].startswith(f"{winner} by {max(medians.values()) / min(medians.values()):.2f}×")
+    assert {r["figure"] for r in rows} >= {"first epoch s", "steady epoch s", "test accuracy"}
+    assert section(built, "frameworks").find("img")
+
+
+def test_pareto_front_lists_undominated_cases(built: Built):
+    rows = section(built, "accuracy-vs-speed").find("table", data_task="10-class").records()
+    labels = {f"{setup_of(r)} @{r.machine.hostname}" for r in built.ok if r.spec["model"] != "binary"}
+    point = {lab: (np.median([r.train_steady_samples_per_s for r in label_runs(built, lab)]),
+                   np.median([r.test_accuracy for r in label_runs(built, lab)])) for lab in labels}
+    front = {a for a, (x, y) in point.items()
+             if not any(u >= x and v >= y and (u > x or v > y) for b, (u, v) in point.items() if b != a)}
+    assert {r["case"] for r in rows} == front
+
+
+def test_overfitting_rule():
+    assert overfit_epochs([1.0, 0.8, 0.6], [0.9, 0.8, 0.7]) == []
+    assert overfit_epochs([1.0, 0.8, 0.7, 0.6], [1.0, 0.9, 0.95, 1.0]) == [2, 3]
+    assert overfit_epochs([1.0, 0.8, 0.6], [1.0, 1.005, 1.009]) == []  # within the 1% tolerance
+    assert overfit_epochs([1.0, 1.1, 1.2], [1.0, 1.2, 1.3]) == []  # train loss rising too: not overfitting
+    base = fixture_records()[0]
+
+    def run(train: list[float], val: list[float]) -> RunRecord:
+        history = [EpochStats(epoch=i + 1, train_loss=t, train_accuracy=0.5, val_loss=v, val_accuracy=0.5, train_s=1.0)
+                   for i, (t, v) in enumerate(zip(train, val))]
+        return with_figures(base, history=history)
+
+    assert run_overfit(run([1.0, 0.8, 0.7, 0.6], [1.0, 0.9, 0.95, 1.0])).startswith("yes: flagged at epoch 3, 4")
+    assert run_overfit(run([1.0, 0.8, 0.6], [1.0, 1.1, 0.9])).startswith("transient: flagged at epoch 2")
+    assert run_overfit(run([1.0, 0.8, 0.6], [0.9, 0.8, 0.7])) is None
+
+
+def test_training_curves_table_has_every_run(built: Built):
+    rows = section(built, "curves").find("table", class_="overfit").records()
+    assert len(rows) == len([r for r in built.ok if r.history])
+    for row in rows:
+        runs = [r for r in label_runs(built, row["case"]) if str(r.spec["seed"]) == row["seed"]]
+        assert row["overfitting"] in {run_overfit(r) or "no" for r in runs}
+        assert row["epochs"] == str(len(runs[0].history))
+    assert "validation loss rising while training loss falls" in section(built, "curves").text
+
+
+# ------------------------------------------------------------------ 6 per class
+
+
+def test_per_class_table_and_confusion_matrices(built: Built):
+    part = section(built, "per-class")
+    table = part.find("table", data_task="10-class")
+    header, *body = table.rows()
+    names = fixture_records()[0].class_names
+    assert [row[0] for row in body] == names
+    for col, label in enumerate(header[1:], start=1):
+        runs = label_runs(built, label)
+        for i, row in enumerate(body):
+            assert row[col] == f"{np.median([r.per_class_accuracy[i] for r in runs]):.3f}"
+    captions = [f.text for f in part.find_all("figcaption") if "Most confused" in f.text]
+    assert len(captions) == len({(r.case_key, r.machine.machine_id) for r in built.ok})
+    runs = label_runs(built, "torch/dense/cpu @vm")
+    counts = np.sum([np.asarray(r.confusion_matrix) for r in runs], axis=0)
+    off = counts / counts.sum(axis=1, keepdims=True)
+    np.fill_diagonal(off, -1)
+    i, j = np.unravel_index(np.argmax(off), off.shape)
+    caption = next(c for c in captions if c.startswith("torch/dense/cpu @vm"))
+    assert f"{names[i]} → {names[j]}: {100 * off[i, j]:.1f}% of {names[i]}" in caption
+
+
+# ------------------------------------------------------------------ 7 hardware, prices, recommendations
+
+
+def test_price_files_yaml_csv_and_lookup_order(tmp_path: Path):
+    machine = fixture_records()[0].machine.model_copy(update={"gpus": [{"name": "NVIDIA A10G"}]})
+    (tmp_path / "p.yaml").write_text("usd_per_hour:\n  cuda: 2.0\n  NVIDIA A10G: 1.5\n  VM/cuda: 1.2\n")
+    prices = load_prices(tmp_path / "p.yaml")
+    assert price_for(prices, machine, "cuda").key == "VM/cuda"  # host/device beats GPU name beats device; any case
+    assert price_for({"cuda": 2.0, "NVIDIA A10G": 1.5}, machine, "cuda").usd_per_hour == 1.5
+    assert price_for(prices, machine, "cpu") is None
+    assert price_for({machine.machine_id: 0.3, "vm": 0.9}, machine, "cpu").usd_per_hour == 0.3
+    (tmp_path / "p.csv").write_text("key,usd_per_hour\nvm,0.25\ncpu,0.1\n")
+    assert load_prices(tmp_path / "p.csv") == {"vm": 0.25, "cpu": 0.1}
+    for name, text, needle in (("bad.yaml", "vm: cheap\n", "not a number"), ("neg.yaml", "vm: -1\n", ">= 0"),
+                               ("bad.csv", "host,price\nvm,1\n", "key,usd_per_hour"), ("list.yaml", "- 1\n", "KEY")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(PriceError, match=needle) as info:
+            load_prices(tmp_path / name)
+        assert name in str(info.value)
+
+
+def test_cost_and_energy_arithmetic():
+    runs = [with_figures(r, energy_per_1k_train_samples_j=2.5) for r in fixture_records()
+            if setup_of(r) == "torch/dense/cpu"]
+    (case,) = group_cases(runs)
+    row = case_costs(case, {"vm": 0.40}, TARGET)
+    price_s = 0.40 / 3600
+    assert row.price.key == "vm"
+    assert row.cost_per_epoch_usd == pytest.approx(np.median([r.steady_epoch_s for r in runs]) * price_s)
+    assert row.cost_per_1m_samples_usd == pytest.approx(1e6 / np.median([r.train_steady_samples_per_s for r in runs]) * price_s)
+    times = [tta(r, TARGET) for r in runs]
+    assert row.tta_s == pytest.approx(np.median(times))
+    assert row.cost_to_target_usd == pytest.approx(np.median([t * price_s for t in times]))
+    epochs = [next(e.epoch for e in r.history if e.val_accuracy >= TARGET) for r in runs]
+    assert row.energy_to_target_j == pytest.approx(np.median([2.5 * r.train_samples * e / 1000 for r, e in zip(runs, epochs)]))
+    assert case_costs(case, {}, TARGET).cost_to_target_usd is None
+
+
+def picked(cases: list, rec) -> Any:
+    """The case a recommendation names (setup plus the machine's host)."""
+    (case,) = [c for c in cases if c.setup_label == rec.setup and rec.machine.startswith(f"{c.machine.hostname} (")]
+    return case
+
+
+def test_recommendations_come_from_measured_figures():
+    vm = [r for r in fixture_records() if r.spec["model"] != "binary"]
+    box2 = [with_machine(r, **BOX2) for r in vm if r.spec["model"] == "dense"]
+    cases = group_cases(vm + box2)
+    rows = [case_costs(c, PRICES, TARGET) for c in cases]
+    fastest, cheapest, energy, latency = recommend(rows, "10-class", prices_given=True)
+    times = {c.label: np.median([tta(r, TARGET) for r in c.ok]) for c in cases}
+    assert fastest.why.startswith(f"{min(times.values()):.2f} s")
+    assert math.isclose(times[picked(cases, fastest).label], min(times.values()))
+    usd = {c.label: np.median([tta(r, TARGET) * PRICES["vm" if c.machine.hostname == "vm" else "box-2/cpu"] / 3600
+                               for r in c.ok]) for c in cases}
+    assert math.isclose(usd[picked(cases, cheapest).label], min(usd.values()))
+    assert cheapest.machine.startswith("vm (cpu")  # box-2 has the same speed at a higher price
+    assert energy.machine == NOT_MEASURED and "no GPU energy" in energy.why
+    p50 = {c.label: np.median([min(r.inference, key=lambda i: i.batch_size).latency_ms_p50 for r in c.ok]) for c in cases}
+    assert math.isclose(p50[picked(cases, latency).label], min(p50.values()))
+    # GPU energy on one case makes it the energy pick; without prices, cheapest is "not measured".
+    powered = [with_figures(r, energy_per_1k_train_samples_j=1.0) if setup_of(r) == "keras/cnn/cpu" else r for r in vm]
+    rows = [case_costs(c, {}, TARGET) for c in group_cases(powered)]
+    _, cheapest, energy, _ = recommend(rows, "10-class", prices_given=False)
+    assert cheapest.machine == NOT_MEASURED and "--prices" in cheapest.why
+    if np.median([tta(r, TARGET) for r in powered if setup_of(r) == "keras/cnn/cpu"]) < math.inf:
+        assert energy.setup == "keras/cnn/cpu"
+    else:
+        assert energy.machine == NOT_MEASURED and "reached" in energy.why
+
+
+def test_hardware_section_merges_machines_and_prices_them(built: Built):
+    part = section(built, "hardware")
+    assert {m["host"] for m in part.find("table", class_="machines").records()} == {"vm", "box-2", XSS}
+    costs = {r["case"]: r for r in part.find("table", class_="costs").records()}
+    for label, key, usd in (("torch/dense/cpu @vm", "vm", 0.40), ("torch/dense/cpu @box-2", "box-2/cpu", 1.10)):
+        runs = label_runs(built, label)
+        assert costs[label]["price key"] == key and float(costs[label]["$/h"]) == usd
+        assert costs[label]["$ / epoch"] == f"{np.median([r.steady_epoch_s for r in runs]) * usd / 3600:.6f}"
+    recs = {r["question"].split(" to ")[0].split(" (")[0]: r
+            for r in part.find("table", data_task="10-class").records()}
+    assert recs["Cheapest"]["machine"].startswith("vm (cpu")
+    assert recs["Most energy-efficient"]["machine"] == NOT_MEASURED
+
+
+# ------------------------------------------------------------------ 8 over commits
+
+
+def test_asv_series_and_regressions(built: Built):
+    part = section(built, "commits")
+    rows = part.find("table", class_="regressions").records()
+    shas = [sha for sha, _ in built.commits]
+    assert {(r["figure"], r["commit"]) for r in rows} == {("training.TrainingSuite.track_test_accuracy", shas[2][:10]),
+                                                         ("training.TrainingSuite.time_epoch", shas[3][:10])}
+    acc_row = next(r for r in rows if "accuracy" in r["figure"])
+    assert acc_row["message"] == COMMIT_XSS and acc_row["change"] == "-10.0%"
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;script&gt;x&lt;/script&gt;" in built.html
+    assert [r["commit"] for r in part.find("table", class_="asv-commits").records()] == [s[:10] for s in shas]
+    bench = part.find("table", class_="pytest-benchmark").records()
+    assert [r["vs previous"] for r in bench] == ["—", "+20.0%"]
+
+
+def test_asv_reader_is_generic(built: Built, tmp_path: Path):
+    asv_dir = Path(section(built, "commits").find("p").find("code").text)
+    points, meta, problems = read_asv_results(asv_dir)
+    assert len(problems) == 1 and "broken-env.json" in problems[0]
+    series = {(s.benchmark.rsplit(".", 1)[1], s.params): s for s in build_series(points, meta, 5.0)}
+    assert set(series) == {("track_test_accuracy", ()), ("time_epoch", ()), ("track_samples_per_s", ("'torch'",)),
+                           ("track_samples_per_s", ("'keras'",))}
+    assert series[("track_test_accuracy", ())].higher_is_better and not series[("time_epoch", ())].higher_is_better
+    assert [p.commit for p in series[("time_epoch", ())].points] == [sha for sha, _ in built.commits]
+
+
+# ------------------------------------------------------------------ 9 environment
+
+
+def test_environment_lists_versions_threads_and_not_measured(built: Built):
+    part = section(built, "environment")
+    header = part.find("table", class_="versions").rows()[0]
+    assert header[0] == "package" and set(header[1:]) == {"vm", "box-2", XSS}
+    threads = part.find("table", class_="threads").records()
+    assert all(t["requested"] == str(label_runs(built, t["case"])[0].spec["threads"])
+               for t in threads if t["host"] != XSS)
+    missing = part.find("table", class_="not-measured").records()
+    gpu = [m for m in missing if m["figure"] == "GPU util %"]
+    assert {m["host"] for m in gpu} == {"vm", "box-2"} and all("ran on the CPU" in m["why"] for m in gpu)
+    assert "first_epoch_s" in part.find("table", class_="time-scopes").text
+
+
+# ------------------------------------------------------------------ bad input, boundary, browser
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--results", "/nonexistent/results"], "does not exist"),
+    (["--prices", "/nonexistent/prices.yaml"], "--prices"),
+    (["--target", "1.5"], "--target"),
+    (["--asv-results", "/nonexistent/asv"], "--asv-results"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str):
+    base = ["report", "--results", str(STORE_A), "--out", str(tmp_path / "out")]
+    assert main(base + args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+def test_store_of_only_corrupt_files_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "x.json").write_text("{")
+    assert main(["report", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 2
+    assert "x.json" in capsys.readouterr().err
+
+
+def test_store_of_only_failed_runs_still_renders(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    write_all([with_figures(fixture_records()[0], status="timeout", error="killed after 3600 s")], tmp_path / "r")
+    assert main(["report", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "o")]) == 0
+    doc = parse_html((tmp_path / "o" / "index.html").read_text(encoding="utf-8"))
+    (row,) = next(t for t in doc.find("section", id="summary").find_all("table") if "error" in t.rows()[0]).records()
+    assert row["status"] == "timeout" and row["error"] == "killed after 3600 s"
+    assert not doc.find_all("img")
+    claims = doc.find("table", class_="claims").records()
+    assert {c["verdict"] for c in claims} == {"not measured"}
+
+
+def test_report_modules_import_no_framework():
+    code = ("import sys, suite.report, suite.compare, suite.asv_results, suite.prices; "
+            "print(','.join(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+IMAGE_CHECK = """<script>
+window.addEventListener('error', e => { document.title = 'JSERROR ' + e.message; });
+window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  const mark = document.createElement('div');
+  mark.id = 'image-check';
+  mark.textContent = 'IMAGES ' + ok + '/' + imgs.length;
+  document.body.appendChild(mark);
+});
+</script>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium missing: apt-get install -y chromium (.ci/install does)")
+def test_page_renders_in_headless_chromium(built: Built, tmp_path: Path):
+    # The check script is added to a copy: the report itself carries no JS.
+    page = tmp_path / "check.html"
+    page.write_text(built.html.replace("</body>", IMAGE_CHECK + "</body>"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                              "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                              "--disable-sync", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+                              "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120)
+    dom = parse_html(out.stdout)
+    n = len(built.doc.find_all("img"))
+    assert dom.find("div", id="image-check").text == f"IMAGES {n}/{n}", out.stderr[-2000:]
+    assert "JSERROR" not in dom.find("title").text
+    console = [line for line in out.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line
+               or "Failed to load resource" in line or "net::ERR" in line]
+    assert not console, console
