@@ -1,1 +1,1 @@
-"""asv benchmark suites for fashionbench: training, inference and memory/GPU figures over framework × model × device."""
+"""asv suites for fashionbench: training, inference and memory/GPU figures over framework × model × device."""

@@ -1,4 +1,4 @@
-"""What every suite shares: the grid as asv params, one isolated run per case in setup_cache, skip or fail from its record."""
+"""What every suite shares: the grid as params, one isolated run per case in setup_cache, skip or fail by record."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class CaseBenchmark:
     setup_cache.timeout = sum(plans.case_timeout_s(s) for s in SPECS) + 60  # type: ignore[attr-defined]
 
     def setup(self, records: Records, framework: str, model: str, device: str) -> None:
-        """Skipped cases (no GPU) raise NotImplementedError, which asv reports as n/a; failed cases fail the benchmark."""
+        """Skipped cases (no GPU) raise NotImplementedError, which asv shows as n/a; failed cases fail the benchmark."""
         self.record = plans.usable_record(records[(framework, model, device)])
 
 

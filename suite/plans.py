@@ -1,10 +1,13 @@
-"""The benchmark grids shared by asv (benchmarks/) and pytest-benchmark (tests/test_bench.py), and their isolated runs."""
+"""The benchmark grids shared by asv (benchmarks/) and pytest-benchmark (tests/test_bench.py), and their runs."""
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 from typing import Any
 
+from suite.machine import fingerprint
 from suite.results import RunRecord
 from suite.runner import no_gpu_reason, run_case
 from suite.spec import DEVICES, FRAMEWORKS, MODELS, RunSpec, SpecError, grid
@@ -56,7 +59,7 @@ def _env_limit() -> int | None:
 
 
 def benchmark_axes(quick: bool | None = None) -> dict[str, tuple[str, ...]]:
-    """framework × model × device of the grid: quick runs only the devices present, full always lists cpu and cuda."""
+    """framework × model × device: quick has only the devices present, full always has cpu and cuda."""
     devices = available_devices() if is_quick(quick) else DEVICES
     defaults = {"framework": FRAMEWORKS, "model": MODELS, "device": devices}
     choices = {"framework": FRAMEWORKS, "model": MODELS, "device": DEVICES}
@@ -64,14 +67,22 @@ def benchmark_axes(quick: bool | None = None) -> dict[str, tuple[str, ...]]:
 
 
 def benchmark_specs(quick: bool | None = None) -> list[RunSpec]:
-    """The grid: quick is --limit 2000 and 2 epochs; full is all data and 10 epochs (FASHIONBENCH_LIMIT overrides both)."""
+    """The grid: quick is --limit 2000 and 2 epochs, full all data and 10 epochs; FASHIONBENCH_LIMIT overrides."""
     quick = is_quick(quick)
     limit = _env_limit() or (QUICK_LIMIT if quick else None)
     return grid(
-        dict(benchmark_axes(quick)), epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, limit=limit,
+        benchmark_axes(quick), epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, limit=limit,
         threads=os.cpu_count() or 1,  # all logical cores, as `fashionbench run` defaults to
         infer_batch_sizes=QUICK_INFER_BATCH_SIZES if quick else RunSpec.infer_batch_sizes,
     )
+
+
+def asv_machine_name(quick: bool | None = None) -> str:
+    """asv has no GPU field, so the name carries it (`host-cpu`, `host-nvidia-h100-80gb-hbm3`), `-quick` if quick."""
+    machine = fingerprint()
+    device = machine.gpus[0].get("name") if machine.gpus else None  # cuda cases run on GPU 0
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{machine.hostname}-{device or 'cpu'}".lower()).strip("-")
+    return f"{slug}-quick" if is_quick(quick) else slug
 
 
 def case_timeout_s(spec: RunSpec) -> float:
@@ -106,3 +117,10 @@ def usable_record(data: RunRecord | dict[str, Any]) -> RunRecord:
     if record.status != "ok":
         raise RuntimeError(f"{record.run_spec.label}: {record.status}: {record.error}")
     return record
+
+
+if __name__ == "__main__":
+    # `python -m suite.plans machine-name`: what to pass to `asv machine --machine` and `asv run --machine`.
+    if sys.argv[1:] != ["machine-name"]:
+        sys.exit("usage: python -m suite.plans machine-name")
+    print(asv_machine_name())

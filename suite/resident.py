@@ -1,4 +1,4 @@
-"""A resident case process for timing harnesses: one spec's backend, set up as the worker sets it up, stepped on request.
+"""A resident case process for timing harnesses: one spec's backend, set up as the worker does it, stepped on request.
 
 asv's time_* and pytest-benchmark time Python callables; the callable here is one request to this process, which
 runs a training epoch or an inference pass, synchronises the device and replies. Each spec gets a fresh process
@@ -46,7 +46,7 @@ class ResidentCase:
         self.close()
 
     def ready(self) -> None:
-        """Wait until the case is built; CaseSkipped when its device is unavailable, RuntimeError on any other failure."""
+        """Wait until the case is built; CaseSkipped when its device is unavailable, RuntimeError on other failures."""
         if not self._ready:
             self._receive()
             self._ready = True
@@ -97,7 +97,8 @@ class ResidentCase:
         line = self._process.stdout.readline()
         if not line:
             code = self._process.wait()
-            raise RuntimeError(f"{self.spec.label}: resident case process exited with code {code}:\n{self._stderr_tail()}")
+            tail = self._stderr_tail()
+            raise RuntimeError(f"{self.spec.label}: resident case process exited with code {code}:\n{tail}")
         reply = json.loads(line)
         if "skipped" in reply:
             raise CaseSkipped(reply["skipped"])

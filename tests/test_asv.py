@@ -1,4 +1,4 @@
-"""asv end to end in a temporary clone: `asv check`, a quick run in this environment, two commits into one results dir, publish.
+"""asv end to end in a temporary clone: `asv check`, a quick run here, two commits into one results dir, publish.
 
 History here uses `--python=same --set-commit-hash` per commit with the clone's checkout first on PYTHONPATH, so each
 commit's own code is benchmarked without building virtualenvs (asv's base requirements are pip-upgraded from the
@@ -24,10 +24,9 @@ from tests.conftest import REPO, needs_data
 
 pytestmark = needs_data
 
-MACHINE = "ci-cpu"
 # One tiny CPU case; cuda stays in the grid so its skip path (NotImplementedError → n/a) is exercised too.
-TINY_GRID = {plans.QUICK_ENV: "1", plans.LIMIT_ENV: "256", "FASHIONBENCH_FRAMEWORKS": "torch",
-             "FASHIONBENCH_MODELS": "dense", "FASHIONBENCH_DEVICES": "cpu,cuda"}
+TINY_GRID = {plans.QUICK_ENV: "1", plans.LIMIT_ENV: "256", plans.AXIS_ENVS["framework"]: "torch",
+             plans.AXIS_ENVS["model"]: "dense", plans.AXIS_ENVS["device"]: "cpu,cuda"}
 CPU = ("'torch'", "'dense'", "'cpu'")
 MUST_HAVE = ("training.Training.track_test_accuracy", "training.Training.track_train_samples_per_s",
              "inference.Inference.track_samples_per_s", "inference.Inference.track_latency_p50_ms",
@@ -42,6 +41,7 @@ class Clone:
 
     path: Path
     env: dict[str, str]
+    machine: str = ""
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A command in the clone; failure shows its output."""
@@ -59,11 +59,11 @@ class Clone:
         """Benchmark `commit` checked out, in this environment, recorded under that commit."""
         self.run("git", "checkout", "-q", commit)
         self.run(sys.executable, "-m", "asv", "run", "--python=same", "--set-commit-hash", commit,
-                 "--machine", MACHINE, "--show-stderr", *args)
+                 "--machine", self.machine, "--show-stderr", *args)
 
     def results(self, commit: str) -> dict[str, dict[str, object]]:
         """benchmark name → {result, params} of the commit's result file."""
-        (path,) = (self.path / ".asv" / "results" / MACHINE).glob(f"{commit[:8]}-*.json")
+        (path,) = (self.path / ".asv" / "results" / self.machine).glob(f"{commit[:8]}-*.json")
         data = json.loads(path.read_text())
         return {name: dict(zip(data["result_columns"], row)) for name, row in data["results"].items()}
 
@@ -84,7 +84,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory, probe_cache: Path) -> Clone:
     made = Clone(root / "repo", env)
     made.run("git", "init", "-q", "-b", "main")
     made.commit("working tree")
-    made.run(sys.executable, "-m", "asv", "machine", "--yes", "--machine", MACHINE)
+    made.machine = made.run(sys.executable, "-m", "suite.plans", "machine-name").stdout.strip()
+    made.run(sys.executable, "-m", "asv", "machine", "--yes", "--machine", made.machine)
     return made
 
 
@@ -102,6 +103,12 @@ def history(clone: Clone) -> list[str]:
 def test_asv_check_finds_no_problems(clone: Clone) -> None:
     out = clone.run(sys.executable, "-m", "asv", "check", "--python=same")
     assert "No problems found" in out.stdout
+
+
+def test_machine_name_carries_device_and_grid(clone: Clone) -> None:
+    assert clone.machine.endswith("-quick"), clone.machine  # FASHIONBENCH_QUICK=1 in the clone's environment
+    if plans.available_devices() == ("cpu",):
+        assert clone.machine.endswith("-cpu-quick"), clone.machine
 
 
 def test_clone_code_is_what_gets_benchmarked(clone: Clone) -> None:

@@ -44,13 +44,10 @@ def timing_enabled(config: pytest.Config) -> bool:
 
 
 def _param(spec: RunSpec, timed: bool) -> Any:
-    marks = []
-    if spec.device == "cuda":
-        marks.append(pytest.mark.gpu)
-        if spec.device not in plans.available_devices():
-            marks.append(pytest.mark.skip(reason="cuda: NVML lists no GPU"))
+    marks = [pytest.mark.gpu] if spec.device == "cuda" else []  # conftest skips these where NVML lists no GPU
     if not timed and spec.model not in PLAIN_MODELS:
-        marks.append(pytest.mark.skip(reason="untimed runs keep to dense; `pytest --benchmark-enable --benchmark-only` runs it"))
+        reason = "untimed runs keep to dense; `pytest --benchmark-enable --benchmark-only` runs it"
+        marks.append(pytest.mark.skip(reason=reason))
     return pytest.param(spec, id=f"{spec.framework}-{spec.model}-{spec.device}", marks=marks)
 
 
@@ -59,7 +56,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "spec" not in metafunc.fixturenames:
         return
     timed = timing_enabled(metafunc.config)
-    specs = plans.benchmark_specs() if timed else [replace(s, limit=PLAIN_LIMIT) for s in plans.benchmark_specs(quick=True)]
+    specs = plans.benchmark_specs() if timed else [replace(s, limit=PLAIN_LIMIT) for s in plans.benchmark_specs(True)]
     metafunc.parametrize("spec", [_param(s, timed) for s in specs], scope="module")
 
 
@@ -70,7 +67,7 @@ def isolated_records() -> dict[str, RunRecord]:
 
 
 def isolated_record(spec: RunSpec, records: dict[str, RunRecord], probe_cache: Path | None) -> RunRecord:
-    """The spec's isolated worker run, once per session; `probe_cache` keeps a test run's peak-FLOP/s probe away from the machine's."""
+    """The spec's isolated worker run, once per session; `probe_cache` keeps a test's FLOP/s probe off the machine's."""
     if spec.id not in records:
         with pytest.MonkeyPatch.context() as env:
             if probe_cache is not None:
@@ -120,8 +117,9 @@ def test_inference_pass(benchmark: Any, spec: RunSpec, case: tuple[RunRecord, Re
 def test_benchmark_only_json_carries_the_isolated_figures(tmp_path: Path, probe_cache: Path) -> None:
     """The documented timing command on a one-case quick grid writes JSON with timings, groups and extra_info."""
     out = tmp_path / "bench.json"
-    env = dict(os.environ, FASHIONBENCH_QUICK="1", FASHIONBENCH_LIMIT=str(PLAIN_LIMIT), FASHIONBENCH_FRAMEWORKS="torch",
-               FASHIONBENCH_MODELS="dense", FASHIONBENCH_DEVICES="cpu", FASHIONBENCH_CACHE=str(probe_cache))
+    grid = {plans.QUICK_ENV: "1", plans.LIMIT_ENV: str(PLAIN_LIMIT), plans.AXIS_ENVS["framework"]: "torch",
+            plans.AXIS_ENVS["model"]: "dense", plans.AXIS_ENVS["device"]: "cpu"}
+    env = dict(os.environ, FASHIONBENCH_CACHE=str(probe_cache), **grid)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_bench.py", "--benchmark-enable", "--benchmark-only",
          "-p", "no:cacheprovider", f"--benchmark-json={out}", "-q"],
@@ -138,5 +136,6 @@ def test_benchmark_only_json_carries_the_isolated_figures(tmp_path: Path, probe_
         assert bench["stats"]["median"] > 0
         assert all(info[name] is not None and info[name] > 0 for name in REQUIRED_FIGURES), info
         assert all(name in info for name in GPU_FIGURES), info
-        assert (info["framework"], info["model"], info["limit"], info["status"]) == ("torch", "dense", PLAIN_LIMIT, "ok")
-        assert 0 < info["harness_roundtrip_ms"] < 0.1 * 1000 * bench["stats"]["min"], info["harness_roundtrip_ms"]
+        spec = (info["framework"], info["model"], info["limit"], info["status"])
+        assert spec == ("torch", "dense", PLAIN_LIMIT, "ok"), spec
+        assert 0 < info["harness_roundtrip_ms"] < 50, info["harness_roundtrip_ms"]  # a pipe round trip, not work
