@@ -86,6 +86,7 @@ class Comparison:
     only_base: list[str]
     only_new: list[str]
     note: str | None = None
+    neither: list[str] = field(default_factory=list)  # cases with no ok run on either side
 
     @property
     def regressions(self) -> list[Row]:
@@ -158,19 +159,20 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
                 continue
             change, noise = _change(b, n), beyond_noise(b, n)
             rows.append(Row(names[k], metric, b, n, change, noise, verdict(metric, change, noise, thresholds.pct(metric))))
-    only_base = sorted(_missing(k, names, base_ok, new_ok, sides[1]) for k in base_ok if k not in both)
-    only_new = sorted(_missing(k, names, new_ok, base_ok, sides[0]) for k in new_ok if k not in both)
-    return Comparison(rows, only_base, only_new, note)
+    only_base = sorted(_missing(names[k], sides[1].get(k, [])) for k in base_ok if base_ok[k] and not new_ok.get(k))
+    only_new = sorted(_missing(names[k], sides[0].get(k, [])) for k in new_ok if new_ok[k] and not base_ok.get(k))
+    neither = sorted(f"{names[k]} (BASE: {_statuses(sides[0].get(k, []))}; NEW: {_statuses(sides[1].get(k, []))})"
+                     for k in set(sides[0]) | set(sides[1]) if not base_ok.get(k) and not new_ok.get(k))
+    return Comparison(rows, only_base, only_new, note, neither)
 
 
-def _missing(k: tuple[str, str], names: dict, here: dict, there_ok: dict, there_all: dict) -> str:
-    # Say why a case is unmatched: absent on the other side, or present but without an ok run.
-    if not here[k]:
-        return f"{names[k]} (no ok run on this side)"
-    if k in there_all and not there_ok.get(k):
-        statuses = ", ".join(sorted({r.status for r in there_all[k]}))
-        return f"{names[k]} (other side: {statuses})"
-    return names[k]
+def _statuses(records: list[RunRecord]) -> str:
+    return ", ".join(sorted({r.status for r in records})) or "absent"
+
+
+def _missing(name: str, other_side: list[RunRecord]) -> str:
+    # Say why a case is unmatched: absent on the other side, or there without an ok run.
+    return f"{name} (other side: {_statuses(other_side)})" if other_side else name
 
 
 def _fmt(metric: Metric, stats: Summary | None) -> str:
@@ -194,15 +196,14 @@ def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
-    for title, items in (("only in BASE", comparison.only_base), ("only in NEW", comparison.only_new)):
+    for title, items in (("only in BASE", comparison.only_base), ("only in NEW", comparison.only_new),
+                         ("no ok run on either side", comparison.neither)):
         if items:
             lines.append(f"{title} ({len(items)}): " + "; ".join(items))
     bad = comparison.regressions
     lines.append(f"{len(bad)} regression(s) beyond the threshold (default {thresholds.default_pct:g}%"
                  + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
                  + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
-    if not comparison.rows:
-        lines.append("no case is on both sides: nothing compared")
     return "\n".join(lines)
 
 
@@ -213,5 +214,9 @@ def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: l
     base_records, base_problems = load_side(base, "BASE")
     new_records, new_problems = load_side(new, "NEW")
     comparison = compare(base_records, new_records, metrics, thresholds)
+    if not comparison.rows:
+        # A gate that compared nothing must not pass: the two sides were almost surely run with other settings.
+        raise CompareError(f"BASE and NEW share no case with ok runs ({len(comparison.only_base)} only in BASE, "
+                           f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
     code = EXIT_REGRESSION if comparison.regressions else EXIT_OK
     return format_table(comparison, thresholds), base_problems + new_problems, code

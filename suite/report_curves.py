@@ -53,8 +53,9 @@ def run_overfit(record: RunRecord) -> str | None:
     vals = [e.val_loss for e in history]
     best_val, best_at = min((v, j) for j, v in enumerate(vals) if v is not None)
     rise = 100 * (vals[-1] / best_val - 1)  # type: ignore[operator]
+    only_last = " (last epoch only: more epochs would confirm it)" if flagged == [len(history) - 1] else ""
     return (f"yes: flagged at epoch {epochs}; final val loss +{rise:.1f}% over its minimum at epoch "
-            f"{history[best_at].epoch} (that epoch's weights are the ones to keep)")
+            f"{history[best_at].epoch}, whose weights are the ones to keep{only_last}")
 
 
 def _median(values: list[float | None]) -> float | None:

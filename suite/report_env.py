@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from suite.measure import summarize
 from suite.report_cases import Case, Metric
 from suite.results import Machine, RunRecord
 
@@ -56,10 +57,11 @@ def thread_rows(cases: list[Case]) -> list[dict[str, str]]:
         run = case.ok[0] if case.ok else case.records[0]
         info = run.framework_info
         applied = ", ".join(f"{k}={info[k]}" for k in sorted(info) if "thread" in k) or "—"
-        util = [r.cpu_util_pct for r in case.ok if r.cpu_util_pct is not None]
+        util = summarize(r.cpu_util_pct for r in case.ok)
+        p95 = summarize(r.cpu_util_p95_pct for r in case.ok)
         rows.append({"case": case.label, "host": case.machine.hostname, "requested": str(case.spec.threads),
                      "recorded": str(run.threads) if run.threads is not None else "—", "applied": applied,
-                     "cpu_util": f"{sorted(util)[len(util) // 2]:.0f}%" if util else "—"})
+                     "cpu_util": f"{util.median:.0f}%" if util else "—", "cpu_p95": f"{p95.median:.0f}%" if p95 else "—"})
     return rows
 
 
@@ -87,6 +89,8 @@ def commit_rows(records: list[RunRecord]) -> list[dict[str, str]]:
 def _reason(figure: str, device: str, runs: list[RunRecord]) -> str:
     gpu_reasons = sorted({r.gpu_train.reason for r in runs if r.gpu_train and r.gpu_train.reason})
     if figure in GPU_FIGURES:
+        if device == "cuda" and not all(r.monitoring for r in runs):
+            return "the NVML sampler was switched off (monitoring=False, an overhead calibration run)"
         if device == "cpu":
             why = "the case ran on the CPU: device memory, GPU utilisation and GPU energy do not apply"
             return why + (f" (NVML: {'; '.join(gpu_reasons)})" if gpu_reasons else "")

@@ -109,6 +109,17 @@ def test_missing_cases_are_listed_not_errors(tmp_path: Path, capsys: pytest.Capt
     assert not any(r[0].endswith("cnn/cpu") for r in table_rows(out))
 
 
+
+def test_case_failed_on_both_sides_is_listed_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    records = [with_figures(r, status="skipped", error="no GPU") if setup_of(r) == "torch/binary/cpu" else r
+               for r in fixture_records()]
+    store = write_all(records, tmp_path / "store")
+    code, out, _ = run(capsys, str(store), str(store))
+    assert code == 0
+    assert "no ok run on either side (1): torch/binary/cpu (BASE: skipped; NEW: skipped)" in out
+    assert "only in" not in out
+
+
 def test_other_machine_falls_back_to_case_key_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     new = write_all([with_machine(r, **BOX2) for r in fixture_records()], tmp_path / "box2")
     code, out, _ = run(capsys, str(STORE_A), str(new))
@@ -139,6 +150,14 @@ def test_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], arg
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
+
+
+def test_no_shared_case_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    new = write_all([r for r in fixture_records() if r.spec["model"] == "binary"], tmp_path / "binary")
+    base = write_all([r for r in fixture_records() if r.spec["model"] == "dense"], tmp_path / "dense")
+    code, out, err = run(capsys, str(base), str(new))
+    assert code == 2 and out == ""
+    assert "share no case with ok runs (2 only in BASE, 2 only in NEW)" in err
 
 
 def test_store_without_records_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

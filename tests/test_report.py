@@ -26,10 +26,11 @@ import pytest
 from suite.asv_results import build_series, read_asv_results
 from suite.cli import main
 from suite.prices import PriceError, load_prices, price_for
-from suite.report_cases import group_cases
+from suite import report_env as env
+from suite.report_cases import METRIC_BY_KEY, group_cases
 from suite.report_curves import overfit_epochs, run_overfit
 from suite.report_hardware import NOT_MEASURED, case_costs, recommend
-from suite.results import EpochStats, RunRecord, read_store, write_record
+from suite.results import EpochStats, GpuStats, RunRecord, read_store, write_record
 from tests.conftest import REPO
 
 STORE_A = Path(__file__).resolve().parent / "fixtures" / "store_a"
@@ -393,6 +394,7 @@ def test_course_claims_have_measured_figures_and_verdicts(built: Built):
         dense, cnn = mine["Dense reaches ~88% test accuracy"], mine["CNN reaches 90%+ test accuracy"]
         assert dense["measured"].startswith(f"{acc['dense']:.4f}")
         assert dense["verdict"] == verdict(abs(acc["dense"] - 0.88) <= 0.015)
+        assert dense["margin to the rule"].startswith(f"{100 * (0.015 - abs(acc['dense'] - 0.88)):+.2f} points")
         assert cnn["measured"].startswith(f"{acc['cnn']:.4f}") and cnn["verdict"] == verdict(acc["cnn"] >= 0.895)
         gap = 100 * (acc["cnn"] - acc["dense"])
         assert f"{gap:+.2f} points" in mine["CNNs win by 2–3 points"]["measured"]
@@ -607,6 +609,16 @@ def test_environment_lists_versions_threads_and_not_measured(built: Built):
     gpu = [m for m in missing if m["figure"] == "GPU util %"]
     assert {m["host"] for m in gpu} == {"vm", "box-2"} and all("ran on the CPU" in m["why"] for m in gpu)
     assert "first_epoch_s" in part.find("table", class_="time-scopes").text
+
+
+def test_not_measured_reasons_on_a_gpu_without_counters():
+    reason = "nvmlDeviceGetUtilizationRates: Not Supported"
+    runs = [with_figures(r, spec={**r.spec, "device": "cuda"}, gpu_train=GpuStats(available=False, reason=reason))
+            for r in fixture_records() if setup_of(r) == "torch/dense/cpu"]
+    missing = {m.figure: m.reason for m in env.not_measured(group_cases(runs), [METRIC_BY_KEY["gpu_util_pct"],
+                                                                                METRIC_BY_KEY["mfu_pct"]])}
+    assert missing["GPU util %"] == reason
+    assert "MFU %" not in missing  # the fixture runs have a peak-FLOP/s probe
 
 
 # ------------------------------------------------------------------ bad input, boundary, browser
