@@ -32,3 +32,22 @@ def run_cli(*args: str, cache: Path | None = None, env: dict[str, str] | None = 
         full_env["FASHIONBENCH_CACHE"] = str(cache)
     return subprocess.run([sys.executable, "-m", "suite", *args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout_s)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`--benchmark-only` asks for timing, so it overrides the `--benchmark-disable` in pyproject's addopts."""
+    if config.getoption("benchmark_only", default=False):
+        config.option.benchmark_disable = False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip @pytest.mark.gpu tests, with the reason, where NVML lists no GPU."""
+    from suite.runner import no_gpu_reason
+
+    reason = no_gpu_reason()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"no CUDA GPU: {reason}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -10,7 +10,8 @@ import pytest
 from tests.conftest import REPO
 
 NEUTRAL = ["suite.data", "suite.models", "suite.results", "suite.spec", "suite.measure", "suite.table",
-           "suite.runner", "suite.cli", "suite.machine", "suite.nvml", "suite.probe", "suite.backends"]
+           "suite.runner", "suite.cli", "suite.machine", "suite.nvml", "suite.probe", "suite.backends",
+           "suite.plans", "suite.resident", "suite.calibrate", "suite.report", "suite.compare", "suite.asv_results"]
 
 
 @pytest.mark.parametrize("module", NEUTRAL)

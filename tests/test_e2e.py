@@ -116,7 +116,8 @@ def test_strict_turns_a_skip_into_failure(tmp_path: Path, probe_cache: Path):
 
 
 def test_variants_and_repeats_end_to_end(tmp_path: Path, probe_cache: Path):
-    out = run_cli("run", "--framework", "torch", "keras", "--model", "dense", "--epochs", "3", "--limit", "800",
+    out = run_cli("run", "--framework", "torch", "keras", "--model", "dense", "--device", "cpu", "--epochs", "3",
+                  "--limit", "800",
                   "--batch-size", "64", "--batchnorm", "--dropout", "0.3", "--augment", "--early-stopping", "1",
                   "--init", "shared", "--repeats", "2", "--infer-batch-sizes", "8", "--results", str(tmp_path),
                   cache=probe_cache)

@@ -1,8 +1,8 @@
 """Fault injection for the fault tests: Python loads this at start-up when this folder is on PYTHONPATH.
 
-It does nothing unless FASHIONBENCH_FAULT is set, and then only inside a worker whose case's model equals
-FASHIONBENCH_FAULT_MODEL (default: every model), so the other cases of the same run stay healthy.
-Faults: raise, exit, sigkill, hang, oom (a real MemoryError under an address-space rlimit), nan (inf pixels).
+It does nothing unless FASHIONBENCH_FAULTS is set: `SEED=FAULT,...` gives each worker the fault of its case's
+seed, so one run holds healthy and faulty cases side by side. Faults: raise, exit, sigkill, hang,
+oom (a real MemoryError under an address-space rlimit), nan (inf pixels, so the loss diverges).
 """
 
 import json
@@ -12,36 +12,36 @@ import subprocess
 import sys
 import time
 
-FAULT = os.environ.get("FASHIONBENCH_FAULT")
+FAULTS = dict(item.split("=") for item in os.environ.get("FASHIONBENCH_FAULTS", "").split(",") if item)
 
 
-def _targeted() -> bool:
+def _fault() -> str | None:
+    """The fault for this process: only a case worker whose seed is in the map gets one."""
     if len(sys.argv) < 2 or not sys.argv[0].endswith("worker.py"):
-        return False
+        return None
     try:
         job = json.load(open(sys.argv[1]))
     except (OSError, ValueError):
-        return False
-    wanted = os.environ.get("FASHIONBENCH_FAULT_MODEL")
-    return "spec" in job and (wanted is None or job["spec"]["model"] == wanted)
+        return None
+    return FAULTS.get(str(job["spec"]["seed"])) if "spec" in job else None
 
 
-def _inject() -> None:
-    if FAULT == "raise":
+def _inject(fault: str) -> None:
+    if fault == "raise":
         raise RuntimeError("injected fault")
-    if FAULT == "exit":
+    if fault == "exit":
         sys.stderr.write("injected: exiting with 3\n")
         sys.stderr.flush()
         os._exit(3)
-    if FAULT == "sigkill":
+    if fault == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
-    if FAULT == "hang":
+    if fault == "hang":
         # A grandchild too, to prove the whole process group is killed on timeout.
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         with open(os.environ["FASHIONBENCH_FAULT_PIDFILE"], "w") as handle:
             handle.write(str(child.pid))
         time.sleep(600)
-    if FAULT == "oom":
+    if fault == "oom":
         import resource
 
         import numpy as np
@@ -53,19 +53,20 @@ def _inject() -> None:
         np.ones(8 * 2**30 // 8)
 
 
-if FAULT:
+if FAULTS:
     import suite.data as _data
 
     _original_order, _original_prepare = _data.batch_order, _data.prepare
 
     def _faulty_order(n, seed, epoch):
-        if FAULT != "nan" and epoch == int(os.environ.get("FASHIONBENCH_FAULT_EPOCH", "1")) and _targeted():
-            _inject()
+        fault = _fault()
+        if fault and fault != "nan" and epoch == 1:
+            _inject(fault)
         return _original_order(n, seed, epoch)
 
     def _faulty_prepare(*args, **kwargs):
         prepared = _original_prepare(*args, **kwargs)
-        if FAULT == "nan" and _targeted():
+        if _fault() == "nan":
             prepared.x_train[:] = float("inf")
         return prepared
 
