@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import resource
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,8 +20,20 @@ def rss_bytes() -> int:
 
 
 def peak_rss_bytes() -> int:
-    """True peak RSS of this process so far (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """True peak RSS of this process so far.
+
+    Linux's VmHWM belongs to this process's own address space; ru_maxrss is not used there because it
+    survives fork+exec, so a worker started from a large parent (pytest, asv) would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 class CpuMeter:
