@@ -10,6 +10,7 @@ import math
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,8 @@ class Case:
         rec.train_samples = n_train
         best_loss, best_state, bad_epochs = math.inf, None, 0
         backend.reset_device_memory_peak()
-        host = HostSampler() if rec.monitoring else _null()
-        with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else _null()):
+        host = HostSampler() if rec.monitoring else nullcontext()
+        with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
                 order = data.batch_order(n_train, spec.seed, epoch)
                 t0 = time.perf_counter()
@@ -163,7 +164,7 @@ class Case:
         rec = self.record
         steps = backend.step_times_s(STEP_TIMING_STEPS)
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
-        with sampler.phase("inference") if sampler else _null():
+        with sampler.phase("inference") if sampler else nullcontext():
             for batch_size in self.spec.infer_batch_sizes:
                 rec.inference.append(measure_inference(backend, batch_size))
         if sampler:
@@ -183,16 +184,6 @@ def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:
         latency_ms_p50=percentile_ms(times, 50), latency_ms_p95=percentile_ms(times, 95),
         latency_ms_p99=percentile_ms(times, 99),
     )
-
-
-class _null:
-    """A do-nothing context manager for phases without a sampler."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def run_job(job: dict[str, Any]) -> RunRecord:
