@@ -33,6 +33,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not on or off")
+    return text == "on"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for all subcommands."""
     parser = _Parser(prog="fashionbench", description=__doc__)
@@ -58,7 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
     run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
     run.add_argument("--init", choices=specs.INITS, default="framework")
-    run.add_argument("--keras-backend", default="tensorflow")
+    run.add_argument("--keras-backend", nargs="+", default=["tensorflow"], metavar="NAME",
+                     help="Keras 3 backend for keras cases: tensorflow, jax, torch (each case in its own process)")
+    speed = run.add_argument_group("speed settings (each accepts several values and becomes an axis of the plan)")
+    speed.add_argument("--precision", nargs="+", default=["fp32"], metavar="NAME",
+                       help="fp32, bf16, fp16-mixed, tf32; combinations a device cannot run are recorded as skipped")
+    speed.add_argument("--compile", nargs="+", default=["none"], metavar="MODE",
+                       help="torch.compile mode for torch cases: none, default, max-autotune")
+    speed.add_argument("--jit-compile", nargs="+", default=["auto"], metavar="MODE",
+                       help="Keras compile(jit_compile=...) for keras cases: auto (Keras decides), on, off")
+    speed.add_argument("--channels-last", nargs="*", type=_on_off, default=[False], metavar="off|on",
+                       help="channels-last memory format for the torch cnn (no value: on)")
+    speed.add_argument("--steps-per-execution", nargs="+", type=int, default=[1], metavar="N",
+                       help="Keras steps_per_execution for keras cases")
     run.add_argument("--targets", type=float, nargs="+", default=[], help="validation accuracies for time-to-accuracy")
     run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024])
     run.add_argument("--timeout", type=_positive_float, default=3600.0, help="seconds per case before it is killed")
@@ -125,7 +143,9 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     """Expand the run flags into specs, rejecting bad values before anything starts."""
     axes = {
         "framework": args.framework, "model": args.model, "device": args.device,
-        "batch_size": args.batch_size, "threads": args.threads,
+        "batch_size": args.batch_size, "threads": args.threads, "keras_backend": args.keras_backend,
+        "precision": args.precision, "compile": args.compile, "jit_compile": args.jit_compile,
+        "channels_last": args.channels_last or [True], "steps_per_execution": args.steps_per_execution,
     }
     for name, values in axes.items():
         if len(set(values)) != len(values):
@@ -133,7 +153,7 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     return specs.grid(
         axes, repeats=args.repeats, epochs=args.epochs, seed=args.seed, limit=args.limit, lr=args.lr,
         dropout=args.dropout, batchnorm=args.batchnorm, augment=args.augment, early_stopping=args.early_stopping,
-        init=args.init, keras_backend=args.keras_backend, targets=tuple(args.targets),
+        init=args.init, targets=tuple(args.targets),
         infer_batch_sizes=tuple(args.infer_batch_sizes),
     )
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import platformdirs
 
-PROBE_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16")}
+PROBE_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16", "fp16")}
+# The probe figure MFU divides by for each --precision: the GEMM rate of the arithmetic that precision runs in.
+PEAK_DTYPE = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "fp16-mixed": "fp16"}
 PROBE_SIZE = {"cpu": 1024, "cuda": 8192}
 
 

@@ -109,7 +109,7 @@ class ResidentCase:
 
 def serve(requests: IO[str], replies: IO[str]) -> None:
     """Child side: build the backend like the worker, then answer requests until stdin ends."""
-    from suite.backends import DeviceUnavailable, get_backend
+    from suite.backends import Unsupported, open_backend, skip_message
     from suite.models import shared_weights
 
     def reply(message: dict[str, Any]) -> None:
@@ -119,13 +119,12 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     first = json.loads(requests.readline())
     spec = RunSpec.from_dict(first["spec"])
     try:
-        backend = get_backend(spec.framework)
-        backend.setup(spec)
+        backend, _ = open_backend(spec)
         prepared = data.prepare(data.load(first["data_dir"]), spec.task, spec.seed, spec.limit)
         backend.build(spec, shared_weights(spec) if spec.init == "shared" else None)
         backend.load_data(prepared)
-    except DeviceUnavailable as exc:
-        reply({"skipped": f"{spec.device} unavailable: {exc}"})
+    except Unsupported as exc:
+        reply({"skipped": skip_message(spec, exc)})
         return
     except Exception as exc:  # the parent raises it with this process's stderr
         reply({"error": f"setup failed: {type(exc).__name__}: {exc}"})

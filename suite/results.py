@@ -24,6 +24,7 @@ TIME_SCOPES = {
     "first_epoch_s": "wall time of epoch 1 training steps incl. graph tracing/compilation and warm-up; excludes validation",
     "steady_epoch_s": "median wall time of epochs 2..N training steps, device synchronised; excludes validation",
     "train_total_s": "sum of all epochs' training time; excludes validation, test and inference",
+    "warmup_s": "first_epoch_s - steady_epoch_s: the one-off cost of epoch 1 (torch.compile/XLA compilation, graph tracing, allocator warm-up)",
     "train_steady_samples_per_s": "training samples / steady_epoch_s (epoch 1 excluded)",
     "train_first_epoch_samples_per_s": "training samples / first_epoch_s",
     "step_time_ms": "single optimizer steps timed one by one after training, each ended by a device sync",
@@ -125,6 +126,7 @@ class RunRecord(BaseModel):
     build_s: float | None = None
     first_epoch_s: float | None = None
     steady_epoch_s: float | None = None
+    warmup_s: float | None = None
     train_total_s: float | None = None
     train_samples: int | None = None
     train_steady_samples_per_s: float | None = None
@@ -150,6 +152,7 @@ class RunRecord(BaseModel):
     torch_peak_allocated_bytes: int | None = None
     torch_peak_reserved_bytes: int | None = None
     tf_peak_bytes: int | None = None
+    jax_peak_bytes: int | None = None
     nvml_used_peak_bytes: int | None = None
     gpu_train: GpuStats | None = None
     gpu_inference: GpuStats | None = None
@@ -159,6 +162,7 @@ class RunRecord(BaseModel):
     train_flops_per_sample: int | None = None
     achieved_train_flops_per_s: float | None = None
     peak_flops_per_s: float | None = None
+    peak_flops_dtype: str | None = None  # which probe figure MFU divides by: the spec's arithmetic precision
     mfu_pct: float | None = None
 
     time_scopes: dict[str, str] = Field(default_factory=lambda: dict(TIME_SCOPES))
@@ -176,6 +180,7 @@ class RunRecord(BaseModel):
         """A flat dict of scalars (spec fields, machine, figures) for tables and pandas."""
         row: dict[str, Any] = dict(self.spec)
         row["targets"] = ",".join(str(t) for t in self.spec.get("targets") or [])
+        row["variant"] = " ".join(f"{k}={v}" for k, v in self.run_spec.variant_flags().items()) or "default"
         row.update(
             case_id=self.case_id,
             case_key=self.case_key,

@@ -144,7 +144,7 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
 
 
 def peak_flops(spec: RunSpec, timeout_s: float) -> float | None:
-    """The device's fp32 GEMM peak from the cache, probing in a worker process the first time."""
+    """The device's GEMM peak in the spec's precision from the cache, probing in a worker process the first time."""
     machine = fingerprint()
     entry = probe.cached(machine.machine_id, spec.device, spec.threads)
     if entry is None:
@@ -155,7 +155,7 @@ def peak_flops(spec: RunSpec, timeout_s: float) -> float | None:
         entry = result.output
         if "unavailable" not in entry:
             probe.store(machine.machine_id, spec.device, spec.threads, entry)
-    return (entry.get("flops_per_s") or {}).get("fp32")
+    return (entry.get("flops_per_s") or {}).get(probe.PEAK_DTYPE[spec.precision])
 
 
 def no_gpu_reason() -> str | None:
@@ -171,6 +171,8 @@ def no_gpu_reason() -> str | None:
 
 def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True) -> RunRecord:
     """One case in one fresh process; whatever happens, a RunRecord comes back."""
+    if spec.unsupported_reason:
+        return failure_record(spec, "skipped", spec.unsupported_reason, None)
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)

@@ -12,6 +12,7 @@ SUMMARY_FIGURES = (
     ("test_accuracy", "test_acc", ".4f", 1.0),
     ("train_steady_samples_per_s", "train_samples/s", ",.0f", 1.0),
     ("first_epoch_s", "epoch1_s", ".1f", 1.0),
+    ("warmup_s", "warmup_s", ".1f", 1.0),
     ("steady_epoch_s", "epoch_s", ".2f", 1.0),
     ("infer_bs1_latency_ms_p50", "bs1_p50_ms", ".2f", 1.0),
     ("infer_bs1024_samples_per_s", "bs1024_samples/s", ",.0f", 1.0),
@@ -50,7 +51,7 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
         ok = group[group["status"] == "ok"]
         row = {
             "host": first["hostname"], "framework": first["framework"], "model": first["model"],
-            "device": first["device"], "runs": len(group),
+            "device": first["device"], "variant": first["variant"], "runs": len(group),
             "status": "ok" if len(ok) == len(group) else ",".join(sorted(set(group["status"]))),
         }
         tta_cols = [c for c in df.columns if c.startswith("tta_")]

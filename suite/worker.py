@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -17,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from suite import data
-from suite.backends import Backend, DeviceUnavailable, get_backend
+from suite.backends import Backend, Unsupported, open_backend, skip_message
 from suite.measure import CpuMeter, HostSampler, peak_rss_bytes, percentile_ms, rss_bytes, time_to_accuracy_s
 from suite.models import forward_flops_per_sample, shared_weights, train_flops_per_sample
 from suite.nvml import NvmlSampler
+from suite.probe import PEAK_DTYPE
 from suite.results import EpochStats, InferenceStats, Machine, RunRecord
 from suite.spec import RunSpec
 
@@ -47,6 +49,15 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
     return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
 
 
+def pin_cpus(threads: int) -> list[int]:
+    """Restrict the process to `threads` CPUs when fewer than all: XLA (JAX) has no thread-count setting, so this is
+    how every framework gets the same number of cores. Returns the CPUs the process may run on."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads < len(allowed):
+        os.sched_setaffinity(0, allowed[:threads])
+    return sorted(os.sched_getaffinity(0))
+
+
 class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
@@ -55,7 +66,8 @@ class Case:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
-            git_commit=None, peak_flops_per_s=peak_flops_per_s, threads=spec.threads, monitoring=monitoring,
+            git_commit=None, peak_flops_per_s=peak_flops_per_s, peak_flops_dtype=PEAK_DTYPE[spec.precision],
+            threads=spec.threads, monitoring=monitoring,
         )
         self.data_dir = data_dir
         self.binary = spec.model == "binary"
@@ -63,9 +75,10 @@ class Case:
     def run(self) -> RunRecord:
         """Set up, train, evaluate and profile; the record says how far it got."""
         spec, rec = self.spec, self.record
+        cpus = pin_cpus(spec.threads)
         t0 = time.perf_counter()
-        backend = get_backend(spec.framework)
-        rec.framework_info = backend.setup(spec)
+        backend, rec.framework_info = open_backend(spec)
+        rec.framework_info["cpu_affinity"] = cpus
         rec.import_s = time.perf_counter() - t0
         rec.host_rss_baseline_bytes = rss_bytes()
 
@@ -143,6 +156,7 @@ class Case:
         rec.train_first_epoch_samples_per_s = rec.train_samples / epoch_s[0]
         if len(epoch_s) > 1:
             rec.steady_epoch_s = float(np.median(epoch_s[1:]))
+            rec.warmup_s = rec.first_epoch_s - rec.steady_epoch_s
             rec.train_steady_samples_per_s = rec.train_samples / rec.steady_epoch_s
             rec.achieved_train_flops_per_s = rec.train_steady_samples_per_s * rec.train_flops_per_sample
             if rec.peak_flops_per_s:
@@ -194,9 +208,9 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     t0 = time.perf_counter()
     try:
         record = case.run()
-    except DeviceUnavailable as exc:
+    except Unsupported as exc:
         record = case.record
-        record.status, record.error = "skipped", f"{spec.device} unavailable: {exc}"
+        record.status, record.error = "skipped", skip_message(spec, exc)
     except data.DataError as exc:
         record = case.record
         record.status, record.error = "error", str(exc)

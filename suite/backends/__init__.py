@@ -13,8 +13,17 @@ from suite.spec import RunSpec
 _MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend"}
 
 
-class DeviceUnavailable(RuntimeError):
+class Unsupported(RuntimeError):
+    """This case cannot run here (a setting the device or installation lacks); it is recorded as skipped with the message."""
+
+
+class DeviceUnavailable(Unsupported):
     """The requested device is not usable in this process; the message says why."""
+
+
+def skip_message(spec: RunSpec, exc: Unsupported) -> str:
+    """The `skipped` reason recorded for an Unsupported case."""
+    return f"{spec.device} unavailable: {exc}" if isinstance(exc, DeviceUnavailable) else str(exc)
 
 
 class Backend(Protocol):
@@ -61,6 +70,14 @@ class Backend(Protocol):
 
     def sync(self) -> None:
         """Block until queued device work is done."""
+
+
+def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
+    """A backend set up for `spec` and what it set; raises Unsupported for combinations that cannot run."""
+    if spec.unsupported_reason:
+        raise Unsupported(spec.unsupported_reason)
+    backend = get_backend(spec.framework)
+    return backend, backend.setup(spec)
 
 
 def get_backend(name: str) -> Backend:

@@ -1,14 +1,19 @@
-"""Keras 3 implementation of the Backend protocol on the TensorFlow backend: Sequential model, `fit` per epoch."""
+"""Keras 3 implementation of the Backend protocol on its TensorFlow, JAX or PyTorch backend: Sequential model, `fit` per epoch.
+
+TensorFlow-, JAX- and torch-specific calls (threads, device visibility, TF32, device memory) sit in small functions
+keyed by the Keras backend; everything else is Keras API and identical across backends.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
 
-from suite.backends import DeviceUnavailable
+from suite.backends import DeviceUnavailable, Unsupported
 from suite.data import Prepared
 from suite.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.spec import RunSpec
@@ -17,14 +22,55 @@ from suite.spec import RunSpec
 tf: Any = None
 keras: Any = None
 
+KERAS_POLICY = {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16", "fp16-mixed": "mixed_float16"}
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
+INSTALL_HINT = {"jax": "pip install jax", "torch": "pip install torch", "tensorflow": "pip install tensorflow"}
+
 
 def _import_frameworks(keras_backend: str) -> None:
     global tf, keras
     os.environ["KERAS_BACKEND"] = keras_backend
-    import tensorflow
+    if keras_backend == "jax":
+        import importlib.util
+
+        if importlib.util.find_spec("jax") is None:
+            raise Unsupported(f"Keras backend jax needs JAX, which is not installed; {INSTALL_HINT['jax']}")
+    if keras_backend == "tensorflow":
+        import tensorflow
+
+        tf = tensorflow
     import keras as keras_module
 
-    tf, keras = tensorflow, keras_module
+    keras = keras_module
+
+
+def configure_jax(device: str, precision: str) -> str:
+    """JAX platform and matmul precision; both must be set before JAX initialises its backends on first use."""
+    import jax
+
+    jax.config.update("jax_platforms", "cuda" if device == "cuda" else "cpu")
+    # JAX's default matmul precision on NVIDIA GPUs is TF32; fp32 cases ask for full fp32 explicitly.
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if precision == "tf32" else "float32")
+    try:
+        return str(jax.devices()[0])
+    except RuntimeError as exc:
+        raise DeviceUnavailable(f"JAX {jax.__version__} has no {device} backend: {str(exc).splitlines()[0]}") from exc
+
+
+def configure_keras_torch(device: str, precision: str, threads: int) -> str:
+    """Threads, GPU check and TF32 for Keras on PyTorch; Keras places tensors on cuda whenever torch sees a GPU."""
+    import torch
+
+    from suite.backends.torch_backend import cuda_unavailable_reason, set_cuda_tf32
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    if device == "cuda":
+        if reason := cuda_unavailable_reason():
+            raise DeviceUnavailable(reason)
+        set_cuda_tf32(precision == "tf32")
+        return "cuda:0"
+    return "cpu"
 
 
 def configure_tensorflow_device(device: str) -> str:
@@ -65,50 +111,90 @@ def _keras_layer(layer: Layer) -> Any:
 
 
 def build_model(spec: RunSpec) -> Any:
-    """keras.Sequential with exactly the layers of suite.models.architecture (input NHWC)."""
-    return keras.Sequential([keras.Input(shape=(28, 28, 1)), *(_keras_layer(layer) for layer in architecture(spec))])
+    """keras.Sequential with exactly the layers of suite.models.architecture (input NHWC), in the global dtype policy.
+
+    Under a mixed policy a float32 linear activation ends the model, as the Keras mixed-precision guide says:
+    outputs and loss in fp32, like torch autocast whose outputs the torch backend casts to fp32.
+    """
+    layers = [keras.Input(shape=(28, 28, 1)), *(_keras_layer(layer) for layer in architecture(spec))]
+    if spec.precision in ("bf16", "fp16-mixed"):
+        layers.append(keras.layers.Activation("linear", dtype="float32"))
+    return keras.Sequential(layers)
+
+
+def configure_tensorflow(device: str, precision: str, threads: int) -> str:
+    """Threads, device visibility and TF32 must be set before TensorFlow runs its first op."""
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf_device = configure_tensorflow_device(device)
+    if device == "cuda":
+        # TensorFlow enables TF32 by default on Ampere+; fp32 cases switch it off so they measure fp32.
+        tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
+    return tf_device
 
 
 class KerasBackend:
-    """The Backend protocol for Keras 3 (TensorFlow backend)."""
+    """The Backend protocol for Keras 3 (TensorFlow, JAX or PyTorch backend)."""
 
     def __init__(self) -> None:
+        self.keras_backend = "tensorflow"
         self.tf_device = "/CPU:0"
+        self.device = "cpu"
         self.batch_size = 128
         self.model: Any = None
         self.arrays: dict[str, tuple[Any, Any]] = {}
+        self.info: dict[str, Any] = {}
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
-        """Threads and device visibility must be set before TensorFlow runs its first op."""
+        """Backend-specific threads/device/TF32 first, then the dtype policy every layer built afterwards takes."""
         _import_frameworks(spec.keras_backend)
-        tf.config.threading.set_intra_op_parallelism_threads(spec.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        self.tf_device = configure_tensorflow_device(spec.device)
+        self.keras_backend, self.device, self.batch_size = spec.keras_backend, spec.device, spec.batch_size
+        if spec.keras_backend == "tensorflow":
+            self.tf_device = device_name = configure_tensorflow(spec.device, spec.precision, spec.threads)
+            versions = {"tensorflow_version": tf.__version__,
+                        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+        elif spec.keras_backend == "jax":
+            device_name = configure_jax(spec.device, spec.precision)
+            import jax
+
+            versions = {"jax_version": jax.__version__}
+        else:
+            device_name = configure_keras_torch(spec.device, spec.precision, spec.threads)
+            import torch
+
+            versions = {"torch_version": torch.__version__, "intra_op_threads": torch.get_num_threads(),
+                        "inter_op_threads": torch.get_num_interop_threads()}
         keras.utils.set_random_seed(spec.seed)
-        self.batch_size = spec.batch_size
-        return {
-            "tensorflow_version": tf.__version__,
+        keras.mixed_precision.set_global_policy(KERAS_POLICY[spec.precision])
+        # Filled in further by build(): the worker keeps this dict as the record's framework_info.
+        self.info = {
+            **versions,
             "keras_version": keras.__version__,
             "keras_backend": keras.backend.backend(),
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "device_name": self.tf_device,
+            "device_name": device_name,
+            "precision": spec.precision,
+            "dtype_policy": keras.mixed_precision.global_policy().name,
             "op_determinism": False,
         }
+        return self.info
 
     def build(self, spec: RunSpec, weights: list[list[np.ndarray]] | None) -> None:
         """Sequential model compiled with Adam and the course's losses (logits for 10-class, sigmoid for binary)."""
-        with tf.device(self.tf_device):
+        with tf.device(self.tf_device) if tf is not None else nullcontext():
             self.model = build_model(spec)
             if weights is not None:
                 self.model.set_weights([array for group in weights for array in group])
             binary = spec.model == "binary"
             loss = keras.losses.BinaryCrossentropy() if binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss=loss, metrics=["accuracy"])
+            self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss=loss, metrics=["accuracy"],
+                               jit_compile=JIT_COMPILE[spec.jit_compile], steps_per_execution=spec.steps_per_execution)
+        self.info.update(jit_compile=bool(self.model.jit_compile), steps_per_execution=spec.steps_per_execution,
+                         loss_scaling=type(self.model.optimizer).__name__ == "LossScaleOptimizer")
 
     def _place(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
         x = images[..., np.newaxis].astype(np.float32, copy=False)
-        if self.tf_device == "/CPU:0":
+        if self.keras_backend != "tensorflow" or self.tf_device == "/CPU:0":
             return x, labels
         with tf.device(self.tf_device):
             return tf.constant(x), tf.constant(labels)
@@ -177,22 +263,37 @@ class KerasBackend:
         self.model.set_weights(state)
 
     def reset_device_memory_peak(self) -> None:
-        """reset_memory_stats raises on CPU, so only GPUs are reset."""
-        if self.tf_device != "/CPU:0":
+        """reset_memory_stats raises on CPU, so only GPUs are reset (JAX has no reset: its peak covers the process)."""
+        if self.keras_backend == "tensorflow" and self.tf_device != "/CPU:0":
             tf.config.experimental.reset_memory_stats("GPU:0")
+        elif self.keras_backend == "torch" and self.device == "cuda":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
 
     def device_memory(self) -> dict[str, int | None]:
-        """TF allocator peak since the last reset (None on CPU)."""
-        if self.tf_device == "/CPU:0":
-            return {"tf_peak_bytes": None}
-        return {"tf_peak_bytes": int(tf.config.experimental.get_memory_info("GPU:0")["peak"])}
+        """The backend allocator's device-memory peak since the last reset (None on CPU)."""
+        if self.keras_backend == "tensorflow":
+            if self.tf_device == "/CPU:0":
+                return {"tf_peak_bytes": None}
+            return {"tf_peak_bytes": int(tf.config.experimental.get_memory_info("GPU:0")["peak"])}
+        if self.device != "cuda":
+            return {}
+        if self.keras_backend == "torch":
+            import torch
+
+            return {"torch_peak_allocated_bytes": torch.cuda.max_memory_allocated(),
+                    "torch_peak_reserved_bytes": torch.cuda.max_memory_reserved()}
+        import jax
+
+        return {"jax_peak_bytes": int((jax.local_devices()[0].memory_stats() or {}).get("peak_bytes_in_use", 0)) or None}
 
     def trainable_params(self) -> int:
         """Sum of trainable weight sizes (BN moving statistics excluded, as in torch)."""
         return int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
 
     def sync(self) -> None:
-        """TF has no public device barrier; every timed call here ends by fetching a host value instead."""
+        """Keras has no public device barrier; every timed call here ends by fetching a host value instead."""
 
 
 def make_backend() -> KerasBackend:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, ContextManager
 
 import numpy as np
 import torch
 from torch import nn
 
-from suite.backends import DeviceUnavailable
+from suite.backends import DeviceUnavailable, Unsupported
 from suite.data import Prepared
 from suite.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.spec import RunSpec
@@ -22,6 +23,18 @@ def cuda_unavailable_reason() -> str | None:
         built = torch.version.cuda
         return f"torch.cuda.is_available() is False (torch built with CUDA {built}; no usable GPU or driver)"
     return None
+
+
+def set_cuda_tf32(enabled: bool) -> None:
+    """TF32 for fp32 matmuls and convolutions; cuDNN convolutions default to TF32, so fp32 must switch it off explicitly."""
+    mode = "tf32" if enabled else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
+
+
+def autocast_dtype(spec: RunSpec) -> torch.dtype | None:
+    """The autocast dtype of the spec's precision (None: plain fp32/tf32 arithmetic)."""
+    return {"bf16": torch.bfloat16, "fp16-mixed": torch.float16}.get(spec.precision)
 
 
 def _module_for(layer: Layer) -> nn.Module:
@@ -90,7 +103,11 @@ class TorchBackend:
         self.binary = False
         self.batch_size = 128
         self.model: nn.Sequential | None = None
+        self.run_model: nn.Module | None = None  # the module calls go through: torch.compile's wrapper or the model
         self.tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.amp_dtype: torch.dtype | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.memory_format = torch.contiguous_format
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Threads first (before any op), then seeds and device."""
@@ -103,9 +120,23 @@ class TorchBackend:
                 raise DeviceUnavailable(reason)
             self.device = torch.device("cuda", 0)
             torch.cuda.manual_seed_all(spec.seed)
+            set_cuda_tf32(spec.precision == "tf32")
+            if spec.precision == "bf16" and not torch.cuda.is_bf16_supported():
+                raise Unsupported(f"bf16 is not supported by {torch.cuda.get_device_name(0)} (needs compute capability 8.0+)")
+        self.amp_dtype = autocast_dtype(spec)
+        if spec.precision == "fp16-mixed":
+            self.scaler = torch.amp.GradScaler(self.device.type)  # fp16 gradients underflow without loss scaling
+        if spec.channels_last:
+            self.memory_format = torch.channels_last
         self.binary = spec.model == "binary"
         self.batch_size = spec.batch_size
         return {
+            "precision": spec.precision,
+            "autocast_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
+            "loss_scaling": self.scaler is not None,
+            "cuda_matmul_fp32_precision": torch.backends.cuda.matmul.fp32_precision if self.device.type == "cuda" else None,
+            "compile_mode": spec.compile,
+            "memory_format": "channels_last" if spec.channels_last else "contiguous",
             "torch_version": torch.__version__,
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
@@ -120,12 +151,23 @@ class TorchBackend:
         model = build_module(spec)
         if weights is not None:
             load_keras_layout(model, spec, weights)
-        self.model = model.to(self.device)
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        self.run_model = self.model
+        if spec.compile != "none":
+            # Compilation happens lazily on the first calls, so its cost lands in epoch 1 (reported apart from steady state).
+            self.run_model = torch.compile(self.model, mode=None if spec.compile == "default" else spec.compile)
         self.loss_fn = nn.BCELoss() if self.binary else nn.CrossEntropyLoss()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.lr)
 
-    def _to_device(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _autocast(self) -> ContextManager[Any]:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+
+    def _images(self, images: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def _to_device(self, images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._images(images)
         y = torch.from_numpy(labels).to(self.device)
         return x, (y.float().unsqueeze(1) if self.binary else y.long())
 
@@ -137,46 +179,55 @@ class TorchBackend:
             "test": self._to_device(data.x_test, data.y_test),
         }
 
-    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.binary:
-            return ((out >= 0.5).float() == y).sum()
-        return (out.argmax(1) == y).sum()
+    def _predicted(self, out: torch.Tensor) -> torch.Tensor:
+        return (out.squeeze(1) >= 0.5).long() if self.binary else out.argmax(1)
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.model(xb)
-        loss = self.loss_fn(out, yb)
-        loss.backward()
-        self.optimizer.step()
+        with self._autocast():
+            out = self.run_model(xb)
+        # Loss in fp32 outside autocast: BCELoss refuses autocast, and the course's losses are fp32 anyway.
+        loss = self.loss_fn(out.float(), yb)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
         return loss.detach(), out.detach()
 
     def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
-        """Loss/accuracy accumulate on the device so the loop never waits for the GPU mid-epoch."""
+        """Per step only the loss and the predicted classes are kept (one extra op); they are reduced once per epoch,
+        on the device, so the loop never waits for the GPU mid-epoch and the harness costs next to nothing."""
         x, y = self.tensors["train"]
         if train_images is not None:
-            x = torch.from_numpy(train_images).unsqueeze(1).to(self.device)
+            x = self._images(train_images)
         index = torch.from_numpy(order).to(self.device)
-        self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.run_model.train()
+        losses, predicted = [], []
         for start in range(0, len(order), self.batch_size):
             batch = index[start:start + self.batch_size]
-            xb, yb = x[batch], y[batch]
-            loss, out = self._step(xb, yb)
-            loss_sum += loss * len(batch)
-            correct += self._correct(out, yb)
+            loss, out = self._step(x[batch], y[batch])
+            losses.append(loss)
+            predicted.append(self._predicted(out))
+        sizes = torch.full((len(losses),), float(self.batch_size), device=self.device)
+        sizes[-1] = len(order) - self.batch_size * (len(losses) - 1)
+        loss_sum = torch.dot(torch.stack(losses), sizes)
+        labels = y[index].view(-1).long()
+        correct = (torch.cat(predicted) == labels).sum()
         return loss_sum.item() / len(order), correct.item() / len(order)
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Eval-mode outputs for arbitrary images."""
-        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
+        x = self._images(images)
         return self._outputs(x, len(x))
 
     def _outputs(self, x: torch.Tensor, batch_size: int) -> np.ndarray:
-        self.model.eval()
-        with torch.inference_mode():
-            parts = [self.model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-        return torch.cat(parts).cpu().numpy()
+        self.run_model.eval()
+        with torch.inference_mode(), self._autocast():
+            parts = [self.run_model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return torch.cat(parts).float().cpu().numpy()
 
     def outputs(self, split: str, batch_size: int = 1024) -> np.ndarray:
         """Eval-mode outputs of a stored split."""
@@ -185,7 +236,7 @@ class TorchBackend:
     def step_times_s(self, steps: int) -> list[float]:
         """Each step is synchronised so its time is the device's, not the launch queue's."""
         x, y = self.tensors["train"]
-        self.model.train()
+        self.run_model.train()
         times = []
         for i in range(steps):
             start = (i * self.batch_size) % max(1, len(x) - self.batch_size + 1)
@@ -201,13 +252,13 @@ class TorchBackend:
         """Forward on a fixed test batch; .cpu() copies the result to host, which also synchronises."""
         x_test = self.tensors["test"][0]
         xb = x_test[:batch_size] if batch_size <= len(x_test) else x_test.repeat(-(-batch_size // len(x_test)), 1, 1, 1)[:batch_size]
-        self.model.eval()
+        self.run_model.eval()
         times = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for i in range(warmup_calls + calls):
                 self.sync()
                 t0 = time.perf_counter()
-                self.model(xb).cpu()
+                self.run_model(xb).cpu()
                 elapsed = time.perf_counter() - t0
                 if i >= warmup_calls:
                     times.append(elapsed)
@@ -257,8 +308,8 @@ def gemm_flops_per_s(device: str, dtype: str, threads: int, size: int, repeats: 
         reason = cuda_unavailable_reason()
         if reason:
             raise DeviceUnavailable(reason)
-        torch.backends.cuda.matmul.allow_tf32 = dtype == "tf32"
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+        set_cuda_tf32(dtype == "tf32")
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype, torch.float32)
     a = torch.randn(size, size, device=target, dtype=torch_dtype)
     b = torch.randn(size, size, device=target, dtype=torch_dtype)
     best_s = math.inf
