@@ -13,6 +13,7 @@ from suite.results import RecordError, RunRecord, ensure_writable
 from suite.spec import SpecError
 
 DEFAULT_RESULTS = Path("results")
+TARGET_PARTS = ("harness", "variants", "quick", "noise")
 
 
 class UsageError(Exception):
@@ -49,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate a matrix of cases, one process each")
     run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
     run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
-    run.add_argument("--device", nargs="+", default=["cpu", "cuda"], metavar="NAME",
-                     help="cuda cases are recorded as skipped, with the reason, where no GPU is usable")
-    run.add_argument("--epochs", type=int, default=10)
+    run.add_argument("--device", nargs="+", default=None, metavar="NAME",
+                     help="default cpu cuda; cuda cases are recorded as skipped, with the reason, where no GPU is usable")
+    run.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --quick)")
+    run.add_argument("--quick", action="store_true",
+                     help="the quick matrix: cpu only and 1 epoch unless --device/--epochs say otherwise")
     run.add_argument("--batch-size", type=int, nargs="+", default=[128])
     run.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
                      help="intra-op threads, the same for every framework (default: all logical cores)")
@@ -105,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--only", choices=["harness", "sampling"], default=None)
     cal.add_argument("--timeout", type=_positive_float, default=3600.0)
 
+    tgt = sub.add_parser("targets", help="the speed-targets benchmark: ratios, best-variant MFU, quick-matrix wall, "
+                                         "repeat noise, each printed against its goal (takes ~15 min)")
+    tgt.add_argument("--only", nargs="+", choices=TARGET_PARTS, default=list(TARGET_PARTS))
+    tgt.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    tgt.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side of a ratio")
+    tgt.add_argument("--results", type=Path, default=Path("results/targets"),
+                     help="where the screening and repeat cases are stored (for show/report)")
+    tgt.add_argument("--timeout", type=_positive_float, default=3600.0)
+
     doctor = sub.add_parser("doctor", help="check the data set, frameworks, GPU access and results folders")
     doctor.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS])
     doctor.add_argument("--data-dir", default=None)
@@ -141,8 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     """Expand the run flags into specs, rejecting bad values before anything starts."""
+    devices = args.device or (["cpu"] if args.quick else ["cpu", "cuda"])
+    epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
-        "framework": args.framework, "model": args.model, "device": args.device,
+        "framework": args.framework, "model": args.model, "device": devices,
         "batch_size": args.batch_size, "threads": args.threads, "keras_backend": args.keras_backend,
         "precision": args.precision, "compile": args.compile, "jit_compile": args.jit_compile,
         "channels_last": args.channels_last or [True], "steps_per_execution": args.steps_per_execution,
@@ -151,7 +165,7 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
         if len(set(values)) != len(values):
             raise UsageError(f"--{name.replace('_', '-')} lists a value twice: {' '.join(map(str, values))}")
     return specs.grid(
-        axes, repeats=args.repeats, epochs=args.epochs, seed=args.seed, limit=args.limit, lr=args.lr,
+        axes, repeats=args.repeats, epochs=epochs, seed=args.seed, limit=args.limit, lr=args.lr,
         dropout=args.dropout, batchnorm=args.batchnorm, augment=args.augment, early_stopping=args.early_stopping,
         init=args.init, targets=tuple(args.targets),
         infer_batch_sizes=tuple(args.infer_batch_sizes),
@@ -336,6 +350,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    """Run the speed-targets benchmark; exit 1 when any target is missed."""
+    from suite import targets
+
+    if args.rounds < 1:
+        raise UsageError(f"--rounds {args.rounds} is out of range; valid: >= 1")
+    data.load()
+    ensure_writable(args.results)
+    verdicts = targets.run_targets(args.results, args.threads, args.rounds, args.timeout, set(args.only),
+                                   lambda line: print(line, flush=True))
+    missed = [v for v in verdicts if not v.met]
+    print(f"{len(verdicts) - len(missed)}/{len(verdicts)} targets met; cases stored in {args.results}/")
+    return 1 if missed else 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """List every problem found (one line each); exit 1 if there is any."""
     from suite.results import read_store
@@ -365,6 +394,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "show": cmd_show, "list": cmd_list, "probe": cmd_probe, "data": cmd_data, "calibrate": cmd_calibrate, "doctor": cmd_doctor,
+            "targets": cmd_targets,
             "report": cmd_report, "compare": cmd_compare}
 
 
