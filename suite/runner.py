@@ -42,6 +42,9 @@ def case_env(spec: RunSpec) -> dict[str, str]:
     )
     if spec.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # CPU cases must not touch (or be timed against) a GPU
+    # JAX grabs 75% of GPU memory at start-up unless told not to; like TF's memory growth, allocate on demand so
+    # device-memory figures mean what the model needs.
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     return env
 
 

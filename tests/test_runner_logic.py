@@ -44,6 +44,8 @@ def test_worker_environment_fixes_threads_for_every_framework_and_hides_gpus_on_
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     cuda_env = case_env(RunSpec(framework="torch", model="cnn", device="cuda"))
     assert cuda_env.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES"), "CUDA cases keep the user's choice"
+    jax_env = case_env(RunSpec(framework="keras", model="cnn", device="cuda", keras_backend="jax"))
+    assert jax_env["KERAS_BACKEND"] == "jax" and jax_env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
 
 
 def test_nothing_is_unpickled_and_torch_loads_are_weights_only():
