@@ -239,13 +239,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     from suite.nvml import gpu_inventory
     from suite.runner import no_gpu_reason
 
-    print("frameworks:")
-    for name, package in (("torch", "torch"), ("keras", "keras")):
+    def version(package: str) -> str:
         try:
-            version = metadata.version(package)
+            return metadata.version(package)
         except metadata.PackageNotFoundError:
-            version = "NOT INSTALLED"
-        print(f"  {name:<8} {version}")
+            return "NOT INSTALLED"
+
+    print("frameworks:")
+    for name in ("torch", "keras"):
+        print(f"  {name:<8} {version(name)}")
+    print("keras backends (--keras-backend):")
+    for name in specs.KERAS_BACKENDS:
+        print(f"  {name:<10} {version(name)}")
+    print(f"speed settings: --precision {' '.join(specs.PRECISIONS)} | --compile {' '.join(specs.TORCH_COMPILE_MODES)} "
+          f"(torch) | --jit-compile {' '.join(specs.JIT_COMPILE)} (keras) | --channels-last (torch cnn) | "
+          f"--steps-per-execution N (keras)")
     print("models:")
     for model in specs.MODELS:
         params = param_count(specs.RunSpec(framework="torch", model=model))
