@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from suite.machine import fingerprint
 from suite.results import RunRecord
 from suite.runner import no_gpu_reason, run_case
-from suite.spec import DEVICES, FRAMEWORKS, MODELS, RunSpec, SpecError, grid
+from suite.spec import DEVICES, FRAMEWORKS, MODELS, PRECISIONS, RunSpec, SpecError, grid
 
 QUICK_ENV = "FASHIONBENCH_QUICK"
 # Narrow a grid without editing code (e.g. `FASHIONBENCH_FRAMEWORKS=torch asv run ...`); comma-separated values.
@@ -26,6 +27,14 @@ THROUGHPUT_BATCH = 1024  # also the size of the timed inference pass
 QUICK_INFER_BATCH_SIZES = (LATENCY_BATCH, THROUGHPUT_BATCH)  # each size costs the worker ~1 s of measuring
 QUICK_CASE_TIMEOUT_S = 900.0
 FULL_CASE_TIMEOUT_S = 3600.0
+
+# The CNN sweep (benchmarks/sweeps.py): batch size × precision per framework and device.
+SWEEP_MODEL = "cnn"
+SWEEP_PARAM_NAMES = ("framework", "device", "batch_size", "precision")
+FULL_SWEEP_BATCH_SIZES = (32, 128, 512, 2048)
+QUICK_SWEEP_BATCH_SIZES = (128, 512)
+# fp16-mixed stays in the quick sweep: on a CPU it is skipped before any process starts, so the skip path costs nothing.
+QUICK_SWEEP_PRECISIONS = ("fp32", "bf16", "fp16-mixed")
 
 
 def is_quick(quick: bool | None = None) -> bool:
@@ -66,15 +75,43 @@ def benchmark_axes(quick: bool | None = None) -> dict[str, tuple[str, ...]]:
     return {axis: _env_values(AXIS_ENVS[axis], defaults[axis], choices[axis]) for axis in PARAM_NAMES}
 
 
+def training_limit(quick: bool | None = None) -> int | None:
+    """Training samples per case: FASHIONBENCH_LIMIT, else 2000 when quick, else all (None)."""
+    return _env_limit() or (QUICK_LIMIT if is_quick(quick) else None)
+
+
+def _fixed_settings(quick: bool) -> dict[str, Any]:
+    """Spec settings every benchmark case shares: epochs, training limit, threads, inference batch sizes."""
+    return {
+        "epochs": QUICK_EPOCHS if quick else FULL_EPOCHS, "limit": training_limit(quick),
+        "threads": os.cpu_count() or 1,  # all logical cores, as `fashionbench run` defaults to
+        "infer_batch_sizes": QUICK_INFER_BATCH_SIZES if quick else RunSpec.infer_batch_sizes,
+    }
+
+
 def benchmark_specs(quick: bool | None = None) -> list[RunSpec]:
     """The grid: quick is --limit 2000 and 2 epochs, full all data and 10 epochs; FASHIONBENCH_LIMIT overrides."""
     quick = is_quick(quick)
-    limit = _env_limit() or (QUICK_LIMIT if quick else None)
-    return grid(
-        benchmark_axes(quick), epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, limit=limit,
-        threads=os.cpu_count() or 1,  # all logical cores, as `fashionbench run` defaults to
-        infer_batch_sizes=QUICK_INFER_BATCH_SIZES if quick else RunSpec.infer_batch_sizes,
-    )
+    return grid(benchmark_axes(quick), **_fixed_settings(quick))
+
+
+def sweep_axes(quick: bool | None = None) -> dict[str, tuple[Any, ...]]:
+    """framework × device (as the grid) × batch size × precision; batch sizes above the training limit are left out."""
+    quick = is_quick(quick)
+    axes = benchmark_axes(quick)
+    limit = training_limit(quick)
+    sizes = QUICK_SWEEP_BATCH_SIZES if quick else FULL_SWEEP_BATCH_SIZES
+    fitting = tuple(size for size in sizes if limit is None or size <= limit)
+    if not fitting:
+        raise SpecError(f"{LIMIT_ENV}={limit} is below the sweep's smallest batch size {min(sizes)}; raise it")
+    return {"framework": axes["framework"], "device": axes["device"], "batch_size": fitting,
+            "precision": QUICK_SWEEP_PRECISIONS if quick else PRECISIONS}
+
+
+def sweep_specs(quick: bool | None = None) -> list[RunSpec]:
+    """The CNN sweep with the grid's epochs, limit, threads and inference batch sizes."""
+    quick = is_quick(quick)
+    return grid(sweep_axes(quick), model=SWEEP_MODEL, **_fixed_settings(quick))
 
 
 def asv_machine_name(quick: bool | None = None) -> str:
@@ -100,9 +137,19 @@ def run_record(spec: RunSpec) -> RunRecord:
     return run_case(spec, case_timeout_s(spec), None)
 
 
-def run_records(specs: list[RunSpec]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """One isolated run per spec, as JSON-ready RunRecord dicts keyed by param_key (what asv's setup_cache returns)."""
-    return {param_key(s): run_record(s).model_dump(mode="json") for s in specs}
+def sweep_key(spec: RunSpec) -> tuple[str, str, int, str]:
+    """The (framework, device, batch_size, precision) tuple asv passes to the sweep."""
+    return spec.framework, spec.device, spec.batch_size, spec.precision
+
+
+def run_records(specs: list[RunSpec], key: Callable[[RunSpec], Hashable] = param_key) -> dict[Any, dict[str, Any]]:
+    """One isolated run per spec, as JSON-ready RunRecord dicts keyed by key (what asv's setup_cache returns)."""
+    return {key(s): run_record(s).model_dump(mode="json") for s in specs}
+
+
+def cache_timeout_s(specs: list[RunSpec]) -> float:
+    """How long a setup_cache training every spec once may take: the sum of their timeouts plus a minute."""
+    return sum(case_timeout_s(s) for s in specs) + 60
 
 
 class CaseSkipped(NotImplementedError):

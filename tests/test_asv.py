@@ -25,9 +25,13 @@ from tests.conftest import REPO, needs_data
 pytestmark = needs_data
 
 # One tiny CPU case; cuda stays in the grid so its skip path (NotImplementedError → n/a) is exercised too.
-TINY_GRID = {plans.QUICK_ENV: "1", plans.LIMIT_ENV: "256", plans.AXIS_ENVS["framework"]: "torch",
-             plans.AXIS_ENVS["model"]: "dense", plans.AXIS_ENVS["device"]: "cpu,cuda"}
+# The limit is the quick sweep's largest batch size, so the sweep keeps both of its batch sizes.
+TINY_GRID = {plans.QUICK_ENV: "1", plans.LIMIT_ENV: str(max(plans.QUICK_SWEEP_BATCH_SIZES)),
+             plans.AXIS_ENVS["framework"]: "torch", plans.AXIS_ENVS["model"]: "dense",
+             plans.AXIS_ENVS["device"]: "cpu,cuda"}
 CPU = ("'torch'", "'dense'", "'cpu'")
+SWEEP = ("sweeps.CnnSweep.track_train_samples_per_s", "sweeps.CnnSweep.track_mfu_pct",
+         "sweeps.CnnSweep.track_test_accuracy")
 MUST_HAVE = ("training.Training.track_test_accuracy", "training.Training.track_train_samples_per_s",
              "inference.Inference.track_samples_per_s", "inference.Inference.track_latency_p50_ms",
              "memory.Memory.track_host_rss_peak_bytes", "training.TrainEpoch.time_train_epoch",
@@ -45,7 +49,8 @@ class Clone:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A command in the clone; failure shows its output."""
-        result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=900)
+        # The first asv run trains the quick CNN sweep too; bf16 on a CPU without bf16 instructions is emulated and slow.
+        result = subprocess.run(args, cwd=self.path, env=self.env, capture_output=True, text=True, timeout=1800)
         assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         return result
 
@@ -116,18 +121,44 @@ def test_clone_code_is_what_gets_benchmarked(clone: Clone) -> None:
     assert Path(out.stdout.strip()).is_relative_to(clone.path)
 
 
+def param_values(row: dict[str, object]) -> dict[tuple[str, ...], float | None]:
+    """A result row's values keyed by their params as asv stores them (reprs: "'torch'", "128")."""
+    return dict(zip(itertools.product(*row["params"]), row["result"]))  # type: ignore[arg-type]
+
+
 def test_quick_run_saves_every_figure_and_skips_cuda_without_gpu(clone: Clone, history: list[str]) -> None:
     results = clone.results(history[0])
     for name in MUST_HAVE:
-        row = results[name]
-        values = dict(zip(itertools.product(*row["params"]), row["result"]))
+        values = param_values(results[name])
         value = values[CPU]
         assert value is not None and math.isfinite(value) and value > 0, (name, value)
         if plans.available_devices() == ("cpu",):
             assert math.isnan(values[("'torch'", "'dense'", "'cuda'")]), (name, values)  # NaN is asv's "skipped"
     meta = json.loads((clone.path / ".asv" / "results" / "benchmarks.json").read_text())
-    keys = {b["setup_cache_key"] for name, b in meta.items() if isinstance(b, dict) and "setup_cache_key" in b}
-    assert len(keys) == 1, keys  # one training of the grid serves every suite
+    cached = {name: b["setup_cache_key"] for name, b in meta.items() if isinstance(b, dict) and "setup_cache_key" in b}
+    grid_keys = {key for name, key in cached.items() if not name.startswith("sweeps.")}
+    sweep_keys = {key for name, key in cached.items() if name.startswith("sweeps.")}
+    assert len(grid_keys) == 1, cached  # one training of the grid serves every grid suite
+    assert len(sweep_keys) == 1 and not sweep_keys & grid_keys, cached  # the sweep trains its own cases, once
+
+
+def test_quick_sweep_has_figures_per_batch_and_precision_and_skips_fp16_on_cpu(clone: Clone, history: list[str]) -> None:
+    results = clone.results(history[0])
+    batches = [str(b) for b in plans.QUICK_SWEEP_BATCH_SIZES]
+    for name in SWEEP:
+        row = results[name]
+        assert row["params"] == [["'torch'"], ["'cpu'", "'cuda'"], batches,
+                                 [f"'{p}'" for p in plans.QUICK_SWEEP_PRECISIONS]], row["params"]
+        values = param_values(row)
+        for batch, precision in itertools.product(batches, ("fp32", "bf16")):
+            value = values[("'torch'", "'cpu'", batch, f"'{precision}'")]
+            assert value is not None and math.isfinite(value) and value > 0, (name, batch, precision, value)
+            assert not name.endswith("accuracy") or value <= 1, (name, value)
+        for batch in batches:
+            # fp16-mixed needs a GPU: the case is recorded as skipped, which asv stores as NaN (None would be a failure).
+            assert math.isnan(values[("'torch'", "'cpu'", batch, "'fp16-mixed'")]), (name, batch, values)
+        if plans.available_devices() == ("cpu",):
+            assert all(math.isnan(v) for k, v in values.items() if k[1] == "'cuda'"), (name, values)
 
 
 def test_history_of_two_commits_publishes_html(clone: Clone, history: list[str]) -> None:
