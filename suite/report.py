@@ -141,6 +141,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "failed": sections.failed_runs(cases),
         "claims": claims, "claims_overall": overall(claims), "claim_rules": RULES, "reference": REFERENCE,
         "side_by_side": sections.side_by_side_rows(ok_cases), "frameworks": sorted({c.spec.framework for c in ok_cases}),
+        "variants": sections.variants_section(cases),
         "frameworks_img": images.add("frameworks", plots.frameworks_figure(ok_cases)),
         "pareto_img": images.add("accuracy-vs-speed", plots.pareto_figure(ok_cases, fronts)),
         "fronts": {t: [{"label": c.label, "acc": acc.format(c.stats(acc).median),  # type: ignore[union-attr]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable
 
 import numpy as np
@@ -75,6 +75,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("test_accuracy", "test accuracy", "", True, ".4f", lambda r: r.test_accuracy),
     Metric("train_samples_per_s", "train samples/s", "samples/s", True, ",.0f", lambda r: r.train_steady_samples_per_s),
     Metric("first_epoch_s", "first epoch s", "s", False, ".2f", lambda r: r.first_epoch_s),
+    Metric("warmup_s", "warm-up s", "s", False, ".2f", lambda r: r.warmup_s, gate=False),
     Metric("steady_epoch_s", "steady epoch s", "s", False, ".3f", lambda r: r.steady_epoch_s),
     Metric("infer_samples_per_s", "infer samples/s", "samples/s", True, ",.0f", _infer_largest),
     Metric("latency_p50_ms", "latency p50 ms", "ms", False, ".3f", _latency("p50")),
@@ -155,6 +156,17 @@ class Case:
         """framework/model/device without host or settings."""
         return f"{self.spec.framework}/{self.spec.model}/{self.spec.device}"
 
+    @property
+    def variant(self) -> str:
+        """The variant column of RunRecord.to_row(): "default" or the non-default settings."""
+        return self.records[0].to_row()["variant"]
+
+    @property
+    def variant_family(self) -> str:
+        """The label without its variant flags: what the cases of one speed-variants table share."""
+        # group_cases builds every label as spec.label (framework/model/device + variant flags) + settings + host.
+        return self.setup + self.label[len(self.spec.label):]
+
     def values(self, metric: Metric) -> list[float]:
         """The metric over ok runs, missing ones dropped."""
         return [v for v in (metric.get(r) for r in self.ok) if v is not None]
@@ -164,8 +176,9 @@ class Case:
         return summarize(self.values(metric))
 
 
-# Settings shown in a label only when they vary between the cases of one report.
-LABEL_SETTINGS = ("epochs", "limit", "batch_size", "threads", "lr", "init", "keras_backend")
+# Settings shown in a label only when they vary between the cases of one report. Variant flags (lr, init,
+# keras_backend, precision, ...) are not listed: spec.label already names them when they are not at their default.
+LABEL_SETTINGS = ("epochs", "limit", "batch_size", "threads")
 
 
 def group_cases(records: list[RunRecord]) -> list[Case]:
@@ -197,6 +210,20 @@ def _disambiguate(cases: list[Case]) -> None:
     for case in cases:
         if seen[case.label] > 1:
             case.label = f"{case.label} [{case.machine.machine_id}]"
+
+
+def variant_base(spec: RunSpec) -> RunSpec:
+    """The spec with every variant flag at its default: cases sharing it differ only in variant settings."""
+    defaults = RunSpec(framework=spec.framework, model=spec.model)
+    return replace(spec, **{name: getattr(defaults, name) for name in spec.variant_flags()})
+
+
+def variant_families(cases: list[Case]) -> list[list[Case]]:
+    """Cases that differ only in variant flags, on one machine, where there is more than one; report order kept."""
+    families: dict[tuple[str, str], list[Case]] = {}
+    for case in cases:
+        families.setdefault((variant_base(case.spec).case_key, case.machine.machine_id), []).append(case)
+    return [members for members in families.values() if len(members) > 1]
 
 
 def best_values(cases: list[Case], metrics: Iterable[Metric]) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 import zlib
 from typing import Sequence
 
@@ -24,6 +25,7 @@ MODEL_MARKERS = {"dense": "o", "cnn": "s", "binary": "^"}
 OTHER_COLORS = ("#6a994e", "#8e6c8a", "#c9a227", "#555555")
 DPI = 96
 THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
+TICK_WRAP = 26  # characters per line of a group tick label; variant flags make labels long
 
 
 def framework_color(framework: str) -> str:
@@ -62,10 +64,19 @@ def _bars(ax, groups: dict[str, dict[str, Case]], metric: Metric, frameworks: li
                 ax.errorbar(x, stats.median, yerr=[[stats.median - stats.q1], [stats.q3 - stats.median]],
                             fmt="none", ecolor="black", capsize=3, lw=1)
             ax.scatter([x] * stats.n, case.values(metric)[: stats.n], s=10, color="black", zorder=3)
-    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize=8)
+    labels = [_wrapped(g) for g in groups]
+    # Short labels read best slanted; wrapped ones (variant flags) only fit upright, side by side.
+    wrapped = any("\n" in label for label in labels)
+    ax.set_xticks(range(len(groups)), labels, rotation=90 if wrapped else 20, ha="center" if wrapped else "right",
+                  fontsize=8)
     ax.set_title(f"{metric.header}" + (f" ({metric.unit})" if metric.unit and metric.unit not in metric.header else ""),
                  fontsize=10)
     ax.grid(axis="y", alpha=0.3)
+
+
+def _wrapped(label: str) -> str:
+    """A tick label broken into lines at spaces."""
+    return textwrap.fill(label, TICK_WRAP, break_long_words=False)
 
 
 def _short(value: float) -> str:
@@ -83,7 +94,10 @@ def frameworks_figure(cases: list[Case]) -> Figure | None:
     frameworks = sorted({fw for g in groups.values() for fw in g})
     keys = ("train_samples_per_s", "test_accuracy", "infer_samples_per_s", "first_epoch_s", "steady_epoch_s",
             "latency_p50_ms")
-    fig = Figure(figsize=(13, 7.5), dpi=DPI, layout="constrained")
+    longest = max(len(line) for g in groups for line in _wrapped(g).splitlines())
+    # Upright wrapped tick labels take height from both rows of panels; grow the figure instead.
+    extra = 2 * 0.075 * longest if any("\n" in _wrapped(g) for g in groups) else 0.0
+    fig = Figure(figsize=(13, 7.5 + extra), dpi=DPI, layout="constrained")
     axes = fig.subplots(2, 3)
     for ax, key in zip(axes.flat, keys):
         _bars(ax, groups, METRIC_BY_KEY[key], frameworks)
@@ -109,7 +123,8 @@ def pareto_figure(cases: list[Case], fronts: dict[str, list[Case]]) -> Figure | 
             ax.errorbar(s.median, a.median, xerr=[[s.median - s.q1], [s.q3 - s.median]],
                         yerr=[[a.median - a.q1], [a.q3 - a.median]], fmt=MODEL_MARKERS.get(case.spec.model, "o"),
                         color=framework_color(case.spec.framework), ms=8, capsize=2, lw=1)
-            ax.annotate(case.label, (s.median, a.median), textcoords="offset points", xytext=(6, 4), fontsize=7)
+            ax.annotate(_wrapped(case.label), (s.median, a.median), textcoords="offset points", xytext=(6, 4),
+                        fontsize=7)
         front = fronts[task]
         if front:
             xs = [c.stats(speed).median for c in front]  # type: ignore[union-attr]

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from suite import report_env as env
 from suite import report_plots as plots
 from suite.asv_results import build_series, commit_subjects, read_asv_results
-from suite.report_cases import METRIC_BY_KEY, Case, Metric, beyond_noise, best_values, median_with_inf, tta_metric
+from suite.report_cases import (METRIC_BY_KEY, Case, Metric, beyond_noise, best_values, median_with_inf, tta_metric,
+                                variant_families)
 from suite.report_curves import case_curves, run_overfit
 from suite.report_hardware import case_costs, recommend
 from suite.report_pytest_bench import read_files as read_pytest_benchmark
@@ -23,6 +24,7 @@ SUMMARY_KEYS = ("test_accuracy", "train_samples_per_s", "first_epoch_s", "infer_
                 "latency_p99_ms", "peak_rss_mib", "peak_device_mib", "gpu_util_pct", "energy_per_1k_j", "mfu_pct")
 SIDE_BY_SIDE_KEYS = ("train_samples_per_s", "test_accuracy", "first_epoch_s", "steady_epoch_s", "infer_samples_per_s",
                      "latency_p50_ms")
+VARIANT_KEYS = ("train_samples_per_s", "mfu_pct", "test_accuracy", "warmup_s")
 BEST_MARK = "★"
 NOISE_TEXT = {True: "beyond noise (IQRs apart)", False: "within noise (IQRs overlap)", None: "one run each: noise unknown"}
 
@@ -152,6 +154,58 @@ def _margin(metric: Metric, best: float, other: float) -> str:
     return f"by {max(best, other) / min(best, other):.2f}×"
 
 
+def variants_section(cases: list[Case]) -> list[dict[str, Any]]:
+    """Per framework/model/device/machine with several variants: each variant's speed and accuracy vs a baseline."""
+    tables = []
+    speed = METRIC_BY_KEY["train_samples_per_s"]
+    metrics = [METRIC_BY_KEY[k] for k in VARIANT_KEYS]
+    for members in variant_families(cases):
+        measured = [c for c in members if c.ok]
+        baseline = _variant_baseline(measured)
+        best = best_values(measured, metrics)
+        # Fastest first; variants without a throughput figure (a single epoch) last.
+        ranked = sorted(measured, key=lambda c: -(_median_of(c, speed) or 0.0))
+        tables.append({
+            "family": members[0].variant_family, "baseline": baseline.variant if baseline else None,
+            "baseline_is_default": baseline is not None and baseline.variant == "default",
+            "rows": [_variant_row(c, baseline, metrics, best) for c in ranked],
+            "not_run": [{"variant": c.variant, "status": ", ".join(sorted({r.status for r in c.records})),
+                         "reason": "; ".join(sorted({r.error or "(no reason recorded)" for r in c.records}))}
+                        for c in members if not c.ok],
+        })
+    return tables
+
+
+def _median_of(case: Case, metric: Metric) -> float | None:
+    """The case's median of the metric over ok runs, None when unmeasured."""
+    stats = case.stats(metric)
+    return stats.median if stats else None
+
+
+def _variant_baseline(measured: list[Case]) -> Case | None:
+    """The default variant when it has ok runs, else the slowest variant with a throughput figure."""
+    default = next((c for c in measured if c.variant == "default"), None)
+    if default is not None:
+        return default
+    speed = METRIC_BY_KEY["train_samples_per_s"]
+    timed = [c for c in measured if _median_of(c, speed) is not None]
+    return min(timed, key=lambda c: _median_of(c, speed) or 0.0, default=None)
+
+
+def _variant_row(case: Case, baseline: Case | None, metrics: list[Metric], best: dict[str, float]) -> dict[str, Any]:
+    """One variant: its cells, throughput ratio and accuracy difference to the baseline, and the MFU denominator."""
+    speed, acc = METRIC_BY_KEY["train_samples_per_s"], METRIC_BY_KEY["test_accuracy"]
+    mine, base = case.stats(speed), baseline.stats(speed) if baseline else None
+    my_acc, base_acc = case.stats(acc), baseline.stats(acc) if baseline else None
+    peaks = sorted({r.peak_flops_dtype for r in case.ok if r.peak_flops_dtype})
+    return {"variant": case.variant, "label": case.label,
+            "runs": f"{len(case.ok)}/{len(case.records)}", "cells": {m.key: cell(case, m, best) for m in metrics},
+            "ratio": f"{mine.median / base.median:.2f}×" if mine and base and base.median > 0 else "—",
+            "noise": "baseline" if case is baseline else NOISE_TEXT[beyond_noise(mine, base)],
+            "delta": f"{100 * (my_acc.median - base_acc.median):+.2f}" if my_acc and base_acc else "—",
+            "peak": ", ".join(peaks) or "—"}
+
+
 def curves_section(cases: list[Case]) -> tuple[list[tuple[str, dict]], list[dict[str, str]]]:
     """Curves per model/device group (frameworks overlaid) and a per-run overfitting table."""
     items: dict[str, dict] = {}
@@ -191,7 +245,8 @@ def per_class_section(cases: list[Case], images: Images) -> list[dict[str, Any]]
             if not matrices or any(m.shape != (len(names), len(names)) for m in matrices):
                 continue
             counts = np.sum(matrices, axis=0)
-            img = images.add(f"confusion-{_slug(case.label)}-{case.machine.machine_id}",
+            # The slug is cut at 60 characters, so long variant labels could collide without the case key.
+            img = images.add(f"confusion-{_slug(case.label)}-{case.case_key}-{case.machine.machine_id}",
                              plots.confusion_figure(case.label, names, counts))
             confusions.append({"label": case.label, "img": img, "top": _top_confusions(names, counts),
                                "runs": len(matrices), "total": int(counts.sum())})

@@ -30,7 +30,9 @@ from suite import report_env as env
 from suite.report_cases import METRIC_BY_KEY, group_cases
 from suite.report_curves import overfit_epochs, run_overfit
 from suite.report_hardware import NOT_MEASURED, case_costs, recommend
+from suite.probe import PEAK_DTYPE
 from suite.results import EpochStats, GpuStats, RunRecord, read_store, write_record
+from suite.spec import RunSpec
 from tests.conftest import REPO
 
 STORE_A = Path(__file__).resolve().parent / "fixtures" / "store_a"
@@ -40,8 +42,8 @@ BOX2 = {"machine_id": "b0x2b0x2b0x2", "hostname": "box-2", "cpu_model": "Test CP
 PRICES_YAML = "# USD per hour\nvm: 0.40\nbox-2/cpu: 1.10\n"
 PRICES = {"vm": 0.40, "box-2/cpu": 1.10}
 TARGET = 0.7
-SECTIONS = ["summary", "claims", "frameworks", "accuracy-vs-speed", "curves", "per-class", "hardware", "commits",
-            "environment"]
+SECTIONS = ["summary", "claims", "frameworks", "variants", "accuracy-vs-speed", "curves", "per-class", "hardware",
+            "commits", "environment"]
 
 
 # ------------------------------------------------------------------ record helpers (shared with test_compare)
@@ -62,6 +64,13 @@ def with_machine(record: RunRecord, **machine: Any) -> RunRecord:
 def with_figures(record: RunRecord, **figures: Any) -> RunRecord:
     """A copy of the run with some top-level fields replaced (new run id)."""
     return record.model_copy(update={**figures, "run_id": uuid.uuid4().hex})
+
+
+def as_variant(record: RunRecord, **settings: Any) -> RunRecord:
+    """A copy of the run with spec settings changed, keyed and MFU-labelled as the worker would record it."""
+    spec = RunSpec.from_dict({**record.spec, **settings})
+    return with_figures(record, spec=spec.to_dict(), case_key=spec.case_key, case_id=spec.id,
+                        peak_flops_dtype=PEAK_DTYPE[spec.precision])
 
 
 def write_all(records: list[RunRecord], directory: Path) -> Path:
@@ -313,10 +322,11 @@ def test_cli_writes_page_pngs_and_csv_and_names_skipped_files(built: Built):
     assert (built.out / "summary.csv").is_file()
 
 
-def test_sections_one_to_nine_in_order(built: Built):
+def test_sections_one_to_ten_in_order(built: Built):
     assert [s.attrs["id"] for s in built.doc.find_all("section")] == SECTIONS
     headings = [s.find("h2").text for s in built.doc.find_all("section")]
-    assert [h.split(".")[0] for h in headings] == [str(i) for i in range(1, 10)]
+    assert [h.split(".")[0] for h in headings] == [str(i) for i in range(1, 11)]
+    assert "No framework/model/device has runs of more than one variant" in section(built, "variants").text
 
 
 def test_strings_from_result_files_are_escaped(built: Built):
@@ -456,6 +466,128 @@ def test_training_curves_table_has_every_run(built: Built):
         assert row["overfitting"] in {run_overfit(r) or "no" for r in runs}
         assert row["epochs"] == str(len(runs[0].history))
     assert "validation loss rising while training loss falls" in section(built, "curves").text
+
+
+# ------------------------------------------------------------------ speed variants
+
+LONG_VARIANT = {"precision": "bf16", "compile": "max-autotune", "channels_last": True}
+SKIP_XSS = f"torch.compile unavailable: {XSS}"
+
+
+@dataclass
+class VariantReport:
+    """A report over CNN runs in several speed variants: torch with a default, keras without one."""
+
+    doc: Node
+    html: str
+    out: Path
+    torch: list[RunRecord]  # the default torch/cnn/cpu runs the variants were made from
+    keras: list[RunRecord]
+
+
+def scaled(runs: list[RunRecord], speed: float, acc: float, warmups: list[float], **settings: Any) -> list[RunRecord]:
+    """Variant runs: throughput times `speed`, test accuracy plus `acc`, the given warm-up seconds."""
+    return [with_figures(as_variant(r, **settings), train_steady_samples_per_s=r.train_steady_samples_per_s * speed,
+                         test_accuracy=r.test_accuracy + acc, warmup_s=w) for r, w in zip(runs, warmups)]
+
+
+def skipped(run: RunRecord, reason: str, **settings: Any) -> RunRecord:
+    """A variant recorded as skipped with its reason, as the runner records an impossible combination."""
+    return with_figures(as_variant(run, **settings), status="skipped", error=reason)
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> VariantReport:
+    root = tmp_path_factory.mktemp("variants")
+    base = fixture_records()
+    torch = [with_figures(as_variant(r), warmup_s=w) for r, w in zip(
+        [r for r in base if setup_of(r) == "torch/cnn/cpu"], [4.0, 1.0])]
+    keras = [r for r in base if setup_of(r) == "keras/cnn/cpu"]
+    fp16 = RunSpec(framework="torch", model="cnn", precision="fp16-mixed").unsupported_reason
+    runs = [*torch, *scaled(torch, 2.5, -0.02, [0.5, 0.7], precision="bf16"),
+            *scaled(torch[:1], 1.3, 0.0, [30.0], compile="default"),
+            *scaled(torch[:1], 3.0, -0.05, [60.0], **LONG_VARIANT),
+            *scaled(torch[:1], 3.2, -0.06, [61.0], batch_size=512, **LONG_VARIANT),
+            skipped(torch[0], fp16, precision="fp16-mixed"), skipped(torch[0], SKIP_XSS, channels_last=True),
+            *scaled(keras, 0.5, 0.0, [2.0, 2.0], precision="bf16"), *scaled(keras, 1.2, 0.01, [9.0, 9.0], jit_compile="on")]
+    out = root / "out"
+    assert main(["report", "--results", str(write_all(runs, root / "results")), "--out", str(out)]) == 0
+    html = (out / "index.html").read_text(encoding="utf-8")
+    return VariantReport(parse_html(html), html, out, torch, keras)
+
+
+def variant_rows(report: VariantReport, family: str) -> dict[str, dict[str, str]]:
+    """The speed-variants table of one family, variant → row."""
+    table = report.doc.find("section", id="variants").find("table", class_="variants", data_family=family)
+    return {row["variant"]: row for row in table.records()}
+
+
+def median(runs: list[RunRecord], name: str, factor: float = 1.0) -> float:
+    """Median of one figure over runs, each value scaled as a variant's were."""
+    return float(np.median([getattr(r, name) * factor for r in runs]))
+
+
+def test_speed_variants_against_the_default(variants: VariantReport):
+    rows = variant_rows(variants, "torch/cnn/cpu batch_size=128")
+    long = " ".join(f"{k}={v}" for k, v in LONG_VARIANT.items())
+    assert list(rows) == [long, "precision=bf16", "compile=default", "default"]  # fastest first
+    torch, speed = variants.torch, "train_steady_samples_per_s"
+    base_speed, base_acc = median(torch, speed), median(torch, "test_accuracy")
+    expected = {"default": (base_speed, base_acc), "precision=bf16": (median(torch, speed, 2.5), base_acc - 0.02),
+                "compile=default": (1.3 * torch[0].train_steady_samples_per_s, torch[0].test_accuracy),
+                long: (3.0 * torch[0].train_steady_samples_per_s, torch[0].test_accuracy - 0.05)}
+    for variant, (samples_per_s, accuracy) in expected.items():
+        row = rows[variant]
+        assert row["train samples/s"].startswith(f"{samples_per_s:,.0f}"), row
+        assert row["× vs baseline"] == f"{samples_per_s / base_speed:.2f}×", row
+        assert row["test accuracy"].startswith(f"{accuracy:.4f}"), row
+        assert row["Δ accuracy vs baseline (points)"] == f"{100 * (accuracy - base_acc):+.2f}", row
+    assert rows["precision=bf16"]["× vs baseline"] == "2.50×" and rows[long]["Δ accuracy vs baseline (points)"].startswith("-")
+    assert "★" in rows[long]["train samples/s"]  # fastest; and the bf16 pair has the shortest warm-up
+    assert rows["default"]["warm-up s"] == "2.50 ±0.75" and rows["precision=bf16"]["warm-up s"] == "0.60 ★ ±0.05"
+    assert rows["compile=default"]["warm-up s"] == "30.00"
+    assert rows["precision=bf16"]["MFU peak"] == "bf16" and rows["default"]["MFU peak"] == "fp32"
+    assert rows["precision=bf16"]["noise"] == "beyond noise (IQRs apart)"
+    assert rows["compile=default"]["noise"] == "one run each: noise unknown" and rows["default"]["noise"] == "baseline"
+    assert rows["default"]["ok runs"] == "2/2" and rows["compile=default"]["ok runs"] == "1/1"
+
+
+def test_skipped_variants_are_listed_with_their_reason_escaped(variants: VariantReport):
+    part = variants.doc.find("section", id="variants")
+    table = part.find("table", class_="variants-not-run", data_family="torch/cnn/cpu batch_size=128")
+    not_run = {row["variant not measured"]: row for row in table.records()}
+    fp16 = RunSpec(framework="torch", model="cnn", precision="fp16-mixed").unsupported_reason
+    assert not_run["precision=fp16-mixed"] == {"variant not measured": "precision=fp16-mixed", "status": "skipped",
+                                               "reason": fp16}
+    assert not_run["channels_last=True"]["reason"] == SKIP_XSS
+    assert XSS not in variants.html and "<script" not in variants.html.lower()
+
+
+def test_speed_variants_without_a_default_compare_to_the_slowest(variants: VariantReport):
+    family = "keras/cnn/cpu batch_size=128"
+    rows = variant_rows(variants, family)
+    assert list(rows) == ["jit_compile=on", "precision=bf16"]
+    assert rows["precision=bf16"]["× vs baseline"] == "1.00×" and rows["precision=bf16"]["noise"] == "baseline"
+    assert rows["jit_compile=on"]["× vs baseline"] == f"{1.2 / 0.5:.2f}×"
+    assert rows["jit_compile=on"]["Δ accuracy vs baseline (points)"] == "+1.00"
+    part = variants.doc.find("section", id="variants")
+    assert [h.text for h in part.find_all("h3")] == [family, "torch/cnn/cpu batch_size=128"]
+    assert "No default run here: the baseline is the slowest variant, precision=bf16" in part.text
+    families = {t.attrs["data-family"] for t in variants.doc.find_all("table", class_="variants")}
+    assert families == {"torch/cnn/cpu batch_size=128", family}  # batch 512 has one variant only: no table
+
+
+def test_variant_cases_in_the_other_sections(variants: VariantReport):
+    summary = variants.doc.find("table", data_task="10-class").records()
+    labels = [r["case"] for r in summary]
+    assert len(labels) == len(set(labels)) == 7 and "torch/cnn/cpu precision=bf16 batch_size=128" in labels
+    side = variants.doc.find("table", class_="side-by-side").records()
+    row = next(r for r in side if r["model / device"] == "cnn/cpu precision=bf16 batch_size=128"
+               and r["figure"] == "train samples/s")
+    assert row["torch"].startswith(f"{median(variants.torch, 'train_steady_samples_per_s', 2.5):,.0f}")
+    assert row["keras"].startswith(f"{median(variants.keras, 'train_steady_samples_per_s', 0.5):,.0f}")
+    # The long variant at batch 128 and 512 share the first 60 characters of their labels: each keeps its own PNG.
+    assert len(list(variants.out.glob("confusion-*.png"))) == len(summary)
 
 
 # ------------------------------------------------------------------ 6 per class
