@@ -288,8 +288,12 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if "unavailable" in entry:
             print(f"{device}: unavailable — {entry['unavailable']}")
             continue
-        rates = ", ".join(f"{k}={v / 1e9:,.1f} GFLOP/s" if v else f"{k}=unsupported" for k, v in entry["flops_per_s"].items())
+        emulated = entry.get("emulated") or {}
+        rates = ", ".join(f"{k}={v / 1e9:,.1f} GFLOP/s" if v else f"{k}={'emulated' if k in emulated else 'unsupported'}"
+                          for k, v in entry["flops_per_s"].items())
         print(f"{device} ({args.threads} threads, {entry['size']}×{entry['size']} GEMM): {rates}")
+        for dtype, reason in emulated.items():
+            print(f"  {dtype}: {reason}")
     print(f"cache: {probe.cache_file()}")
     return 0
 

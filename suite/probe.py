@@ -12,6 +12,38 @@ import platformdirs
 PROBE_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16", "fp16")}
 # The probe figure MFU divides by for each --precision: the GEMM rate of the arithmetic that precision runs in.
 PEAK_DTYPE = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "fp16-mixed": "fp16"}
+# Bumped when what a cached entry means changes; older entries are measured again.
+PROBE_VERSION = 2
+BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of this Linux CPU (empty where /proc/cpuinfo is unreadable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def emulated_bf16_reason(flags: set[str]) -> str | None:
+    """Why a CPU has no bf16 peak (no bf16 instructions, so frameworks emulate it), or None when it has one."""
+    if flags & BF16_CPU_FLAGS:
+        return None
+    return ("no bf16 instructions (avx512_bf16/amx_bf16) on this CPU: bf16 is emulated, so there is no bf16 peak; "
+            "MFU of bf16 cases divides by the fp32 peak")
+
+
+def peak_for(entry: dict[str, Any], precision: str) -> tuple[float | None, str]:
+    """(peak FLOP/s, its dtype) for a precision: the precision's own figure, else fp32 where that arithmetic is
+    emulated (bf16 on CPUs without bf16 instructions) — the machine's real capability the case is measured against."""
+    rates = entry.get("flops_per_s") or {}
+    dtype = PEAK_DTYPE[precision]
+    if rates.get(dtype) is None and dtype in (entry.get("emulated") or {}):
+        dtype = "fp32"
+    return rates.get(dtype), dtype
 PROBE_SIZE = {"cpu": 1024, "cuda": 8192}
 
 
@@ -32,7 +64,7 @@ def cached(machine_id: str, device: str, threads: int) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     entry = entries.get(_key(machine_id, device, threads)) if isinstance(entries, dict) else None
-    return entry if isinstance(entry, dict) else None
+    return entry if isinstance(entry, dict) and entry.get("probe_version") == PROBE_VERSION else None
 
 
 def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) -> None:
@@ -56,8 +88,14 @@ def run_probe(request: dict[str, Any]) -> dict[str, Any]:
     from suite.backends.torch_backend import gemm_flops_per_s
 
     device, threads = request["device"], int(request["threads"])
-    result: dict[str, Any] = {"device": device, "threads": threads, "size": PROBE_SIZE[device], "flops_per_s": {}}
+    result: dict[str, Any] = {"device": device, "threads": threads, "size": PROBE_SIZE[device], "flops_per_s": {},
+                              "probe_version": PROBE_VERSION}
     for dtype in PROBE_DTYPES[device]:
+        # An emulated bf16 GEMM takes a reference kernel far slower than the model's own bf16 paths; it is no peak.
+        if device == "cpu" and dtype == "bf16" and (reason := emulated_bf16_reason(cpu_flags())):
+            result["flops_per_s"][dtype] = None
+            result.setdefault("emulated", {})[dtype] = reason
+            continue
         try:
             result["flops_per_s"][dtype] = gemm_flops_per_s(device, dtype, threads, PROBE_SIZE[device])
         except DeviceUnavailable as exc:

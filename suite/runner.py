@@ -146,19 +146,19 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     )
 
 
-def peak_flops(spec: RunSpec, timeout_s: float) -> float | None:
-    """The device's GEMM peak in the spec's precision from the cache, probing in a worker process the first time."""
+def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None]:
+    """(GEMM peak, its dtype) for the spec's precision from the cache, probing in a worker process the first time."""
     machine = fingerprint()
     entry = probe.cached(machine.machine_id, spec.device, spec.threads)
     if entry is None:
         request = {"device": spec.device, "threads": spec.threads}
         result = run_worker({"probe": request}, case_env(spec), timeout_s)
         if result.output is None:
-            return None
+            return None, None
         entry = result.output
         if "unavailable" not in entry:
             probe.store(machine.machine_id, spec.device, spec.threads, entry)
-    return (entry.get("flops_per_s") or {}).get(probe.PEAK_DTYPE[spec.precision])
+    return probe.peak_for(entry, spec.precision)
 
 
 def no_gpu_reason() -> str | None:
@@ -179,9 +179,10 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
+    peak, peak_dtype = peak_flops(spec, timeout_s)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
-        "peak_flops_per_s": peak_flops(spec, timeout_s), "data_dir": data_dir, "monitoring": monitoring,
+        "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
     result = run_worker(job, case_env(spec), timeout_s)
     if result.timed_out:

@@ -22,7 +22,6 @@ from suite.backends import Backend, Unsupported, open_backend, skip_message
 from suite.measure import CpuMeter, HostSampler, peak_rss_bytes, percentile_ms, rss_bytes, time_to_accuracy_s
 from suite.models import forward_flops_per_sample, shared_weights, train_flops_per_sample
 from suite.nvml import NvmlSampler
-from suite.probe import PEAK_DTYPE
 from suite.results import EpochStats, InferenceStats, Machine, RunRecord
 from suite.spec import RunSpec
 
@@ -62,11 +61,11 @@ class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
     def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
-                 monitoring: bool = True) -> None:
+                 monitoring: bool = True, peak_flops_dtype: str | None = None) -> None:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
-            git_commit=None, peak_flops_per_s=peak_flops_per_s, peak_flops_dtype=PEAK_DTYPE[spec.precision],
+            git_commit=None, peak_flops_per_s=peak_flops_per_s, peak_flops_dtype=peak_flops_dtype,
             threads=spec.threads, monitoring=monitoring,
         )
         self.data_dir = data_dir
@@ -204,7 +203,7 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
     spec = RunSpec.from_dict(job["spec"])
     case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
-                job.get("monitoring", True))
+                job.get("monitoring", True), job.get("peak_flops_dtype"))
     t0 = time.perf_counter()
     try:
         record = case.run()

@@ -309,28 +309,25 @@ def test_torch_cnn_channels_last_bf16_runs_under_bf16_autocast(torch_cnn_bf16, p
     assert info["autocast_dtype"] == "bfloat16" and info["precision"] == "bf16" and info["loss_scaling"] is False
     assert info["memory_format"] == "channels_last"
     _learned_and_timed(r)
-    assert r.peak_flops_dtype == "bf16"
     entries = json.loads((probe_cache / "peak_flops.json").read_text())
     entry = entries[f"{r.machine.machine_id}/cpu/threads={r.run_spec.threads}"]
-    assert r.peak_flops_per_s == entry["flops_per_s"]["bf16"], "MFU must divide by the bf16 probe figure"
+    # A CPU without bf16 instructions has no bf16 peak (an emulated GEMM is no peak): MFU divides by fp32 there.
+    native = probe.emulated_bf16_reason(probe.cpu_flags()) is None
+    assert r.peak_flops_dtype == ("bf16" if native else "fp32")
+    assert r.peak_flops_per_s == entry["flops_per_s"][r.peak_flops_dtype]
     assert r.mfu_pct == pytest.approx(100 * r.achieved_train_flops_per_s / r.peak_flops_per_s)
+    assert 0 < r.mfu_pct <= 100
 
 
-def _onednn_bf16() -> bool:
-    """Whether oneDNN has bf16 kernels on this CPU (without them torch.mm on bf16 tensors takes a slow reference path)."""
-    import torch
-
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-@needs_data
-@pytest.mark.xfail(
-    "not _onednn_bf16()", strict=True,
-    reason="suite bug: on a CPU without oneDNN bf16 the probe's bf16 figure is torch.mm on bf16 tensors (a reference "
-           "kernel, ~0.9 GFLOP/s here) while the model's autocast linear/conv go through oneDNN at several times that, "
-           "so mfu_pct of a --precision bf16 CPU case exceeds 100 (484-593% observed for torch cnn)")
-def test_bf16_mfu_is_a_fraction_of_the_peak(torch_cnn_bf16):
-    assert 0 < torch_cnn_bf16.mfu_pct <= 100
+def test_emulated_bf16_has_no_peak_and_falls_back_to_fp32():
+    assert probe.emulated_bf16_reason({"avx2", "fma"}).startswith("no bf16 instructions")
+    assert probe.emulated_bf16_reason({"avx2", "avx512_bf16"}) is None
+    entry = {"flops_per_s": {"fp32": 1e11, "bf16": None}, "emulated": {"bf16": "no bf16 instructions"}}
+    assert probe.peak_for(entry, "bf16") == (1e11, "fp32")
+    assert probe.peak_for(entry, "fp32") == (1e11, "fp32")
+    assert probe.peak_for({"flops_per_s": {"fp32": 1e11, "bf16": 4e11}}, "bf16") == (4e11, "bf16")
+    # A dtype the device could not run at all is not replaced: no MFU rather than a wrong one.
+    assert probe.peak_for({"flops_per_s": {"fp32": 1e11, "fp16": None}}, "fp16-mixed") == (None, "fp16")
 
 
 @needs_data
