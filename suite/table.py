@@ -51,7 +51,7 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
         ok = group[group["status"] == "ok"]
         row = {
             "host": first["hostname"], "framework": first["framework"], "model": first["model"],
-            "device": first["device"], "variant": first["variant"], "runs": len(group),
+            "device": first["device"], "batch": first["batch_size"], "variant": first["variant"], "runs": len(group),
             "status": "ok" if len(ok) == len(group) else ",".join(sorted(set(group["status"]))),
         }
         tta_cols = [c for c in df.columns if c.startswith("tta_")]
