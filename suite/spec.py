@@ -205,6 +205,11 @@ def _check_framework_settings(spec: RunSpec) -> None:
             raise SpecError(f"--{flag}{shown} applies to {_FLAG_SCOPE[name]}, not {spec.framework}/{spec.model}")
 
 
+def _check_setting_value(name: str, value: Any) -> None:
+    """A bad value (--compile fast) is reported as such, before the question of which cases it fits."""
+    RunSpec(framework="torch" if name in TORCH_ONLY else "keras", model="cnn", **{name: value})
+
+
 def _scoped(values: dict[str, Any]) -> dict[str, Any]:
     """Reset framework-specific settings on cases they do not apply to, so one plan can mix frameworks."""
     framework, model = values.get("framework"), values.get("model")
@@ -227,6 +232,7 @@ def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list
         values = {**dict(zip(names, combo)), **fixed}
         for name in _FLAG_SCOPE:
             if name in values and values[name] != SPEED_DEFAULTS[name]:
+                _check_setting_value(name, values[name])
                 requested.setdefault(name, set()).add(values[name])
         base = RunSpec(**_scoped(values))
         bases.setdefault(base.id, base)

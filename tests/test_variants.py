@@ -99,6 +99,15 @@ def test_precision_is_an_axis_for_both_frameworks():
         ("keras", "bf16"), ("keras", "fp32"), ("torch", "bf16"), ("torch", "fp32")]
 
 
+@pytest.mark.parametrize("axes,needle", [
+    ({"framework": ["keras"], "model": ["dense"], "compile": ["fast"]}, "--compile 'fast' is not known"),
+    ({"framework": ["torch"], "model": ["dense"], "steps_per_execution": [0]}, "--steps-per-execution 0 is out of range"),
+])
+def test_a_bad_value_is_named_as_bad_even_where_the_setting_fits_no_case(axes, needle):
+    with pytest.raises(SpecError, match=needle):
+        grid(axes)
+
+
 @pytest.mark.parametrize("axes,flag", [
     ({"framework": ["keras"], "model": ["dense"], "compile": ["none", "default"]}, "--compile applies to torch"),
     ({"framework": ["torch"], "model": ["dense", "binary"], "channels_last": [True]}, "--channels-last applies to the torch cnn only"),
