@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="figures to compare and gate on (default: all but GPU util and time to target): "
                               "test_accuracy train_samples_per_s first_epoch_s steady_epoch_s infer_samples_per_s "
                               "latency_p50_ms latency_p99_ms peak_rss_mib peak_device_mib gpu_util_pct "
-                              "energy_per_1k_j mfu_pct recorded_tta_s")
+                              "energy_per_1k_j mfu_pct recorded_tta_s warmup_s")
     compare.add_argument("--threshold", nargs="+", default=["5%"], metavar="PCT",
                          help="allowed relative change: 5%% for all, METRIC=2%% for one")
     return parser
