@@ -68,17 +68,21 @@ def sampler_overhead(spec: RunSpec, rounds: int, timeout_s: float) -> Comparison
                      lambda: suite_samples_per_s(spec, timeout_s, False))
 
 
+def spread_pct(values: list[float]) -> float:
+    """(max - min) / median in percent: how far apart the rounds of one side were."""
+    return (max(values) - min(values)) / statistics.median(values) * 100
+
+
 def describe(kind: str, comparison: Comparison) -> str:
     """One result line with the medians, the spread and the verdict against the target."""
     med_a, med_b = statistics.median(comparison.first), statistics.median(comparison.second)
-    spread = lambda xs: (max(xs) - min(xs)) / statistics.median(xs) * 100  # noqa: E731
     if kind == "harness":
         verdict = "meets" if comparison.ratio >= HARNESS_TARGET else "misses"
         return (f"harness  {comparison.label:<28} suite {med_a:>10,.0f} vs bare {med_b:>10,.0f} samples/s  "
                 f"ratio {comparison.ratio:.3f} ({verdict} target >= {HARNESS_TARGET}); "
-                f"spread {spread(comparison.first):.1f}% / {spread(comparison.second):.1f}% over {len(comparison.first)} rounds")
+                f"spread {spread_pct(comparison.first):.1f}% / {spread_pct(comparison.second):.1f}% over {len(comparison.first)} rounds")
     overhead = (1 - comparison.ratio) * 100
     verdict = "meets" if overhead <= OVERHEAD_TARGET_PCT else "misses"
     return (f"sampling {comparison.label:<28} on {med_a:>10,.0f} vs off {med_b:>10,.0f} samples/s  "
             f"overhead {overhead:+.2f}% ({verdict} target <= {OVERHEAD_TARGET_PCT}%); "
-            f"spread {spread(comparison.first):.1f}% / {spread(comparison.second):.1f}% over {len(comparison.first)} rounds")
+            f"spread {spread_pct(comparison.first):.1f}% / {spread_pct(comparison.second):.1f}% over {len(comparison.first)} rounds")

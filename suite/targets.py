@@ -61,13 +61,9 @@ def ratio_verdict(name: str, comparison: calibrate.Comparison, goal: float, stri
     ratio = comparison.ratio
     met = ratio > goal if strictly else ratio >= goal
     detail = (f"{statistics.median(comparison.first):,.0f} vs {statistics.median(comparison.second):,.0f} samples/s, "
-              f"{len(comparison.first)} alternated rounds, spread {_spread_pct(comparison.first):.1f}% / "
-              f"{_spread_pct(comparison.second):.1f}%")
+              f"{len(comparison.first)} alternated rounds, spread {calibrate.spread_pct(comparison.first):.1f}% / "
+              f"{calibrate.spread_pct(comparison.second):.1f}%")
     return Verdict(name, f"{ratio:.3f}", f"{'>' if strictly else '>='} {goal:g}", met, detail)
-
-
-def _spread_pct(values: list[float]) -> float:
-    return (max(values) - min(values)) / statistics.median(values) * 100
 
 
 def harness_targets(rounds: int, threads: int, timeout_s: float) -> list[Verdict]:
