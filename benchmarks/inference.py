@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CaseBenchmark, Records, TimedCase, figure
-from suite.plans import LATENCY_BATCH, THROUGHPUT_BATCH
+from .common import CaseBenchmark, Records, TimedCase, figure, plans
 
 
 class Inference(CaseBenchmark):
@@ -11,14 +10,14 @@ class Inference(CaseBenchmark):
 
     def track_samples_per_s(self, records: Records, framework: str, model: str, device: str) -> float:
         """Samples per second in eval mode at batch size 1024."""
-        stats = self.record.inference_at(THROUGHPUT_BATCH)
+        stats = self.record.inference_at(plans.THROUGHPUT_BATCH)
         return figure(stats.samples_per_s if stats else None)
 
     track_samples_per_s.unit = "samples/s"
 
     def track_latency_p50_ms(self, records: Records, framework: str, model: str, device: str) -> float:
         """Median latency of one single-image forward call."""
-        stats = self.record.inference_at(LATENCY_BATCH)
+        stats = self.record.inference_at(plans.LATENCY_BATCH)
         return figure(stats.latency_ms_p50 if stats else None)
 
     track_latency_p50_ms.unit = "ms"
@@ -30,8 +29,8 @@ class InferencePass(TimedCase):
     def setup(self, records: Records, framework: str, model: str, device: str) -> None:
         """Start the case and run one pass, which traces the predict function."""
         super().setup(records, framework, model, device)
-        self.case.inference_pass(THROUGHPUT_BATCH)
+        self.case.inference_pass(plans.THROUGHPUT_BATCH)
 
     def time_inference_pass(self, records: Records, framework: str, model: str, device: str) -> None:
         """One pass at batch size 1024."""
-        self.case.inference_pass(THROUGHPUT_BATCH)
+        self.case.inference_pass(plans.THROUGHPUT_BATCH)

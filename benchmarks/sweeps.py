@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import figure
-from suite import plans
-from suite.results import RunRecord
+from .common import RunRecord, figure, plans
 
 SWEEP_SPECS = plans.sweep_specs()
 SWEEP_AXES = plans.sweep_axes()
@@ -25,7 +23,7 @@ class CnnSweep:
     record: RunRecord
 
     def setup_cache(self) -> SweepRecords:
-        """Every case of the sweep, each in its own worker process (suite.runner.run_case)."""
+        """Every case of the sweep, each in its own worker process (suite.run.runner.run_case)."""
         return plans.run_records(SWEEP_SPECS, plans.sweep_key)
 
     # Its own cache key (module and line), so running the grid's suites never trains the sweep, nor the reverse.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from suite import data
+from suite.core import data
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_REAL_DATA = all((data.SYSTEM_DATA_DIR / f"{base}.gz").is_file() for base in data.FILES.values())
@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip @pytest.mark.gpu tests, with the reason, where NVML lists no GPU."""
-    from suite.runner import no_gpu_reason
+    from suite.run.runner import no_gpu_reason
 
     reason = no_gpu_reason()
     if reason is None:

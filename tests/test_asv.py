@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from suite import plans
+from suite.bench import plans
 from tests.conftest import REPO, needs_data
 
 pytestmark = needs_data
@@ -88,7 +88,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory, probe_cache: Path) -> Clone:
     made = Clone(root / "repo", env)
     made.run("git", "init", "-q", "-b", "main")
     made.commit("working tree")
-    made.machine = made.run(sys.executable, "-m", "suite.plans", "machine-name").stdout.strip()
+    made.machine = made.run(sys.executable, "-m", "suite.bench.plans", "machine-name").stdout.strip()
     made.run(sys.executable, "-m", "asv", "machine", "--yes", "--machine", made.machine)
     return made
 
@@ -116,7 +116,7 @@ def test_machine_name_carries_device_and_grid(clone: Clone) -> None:
 
 
 def test_clone_code_is_what_gets_benchmarked(clone: Clone) -> None:
-    out = clone.run(sys.executable, "-c", "import suite.plans; print(suite.plans.__file__)")
+    out = clone.run(sys.executable, "-c", "import suite.bench.plans; print(suite.bench.plans.__file__)")
     assert Path(out.stdout.strip()).is_relative_to(clone.path)
 
 

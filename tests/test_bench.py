@@ -1,7 +1,7 @@
 """pytest-benchmark entries: one training epoch and one inference pass per framework × model × available device.
 
 `pytest --benchmark-enable --benchmark-only` times them (pyproject's addopts disable timing); FASHIONBENCH_QUICK=1
-picks the quick grid. Each timed call is one request to a resident process built for the case (suite.resident),
+picks the quick grid. Each timed call is one request to a resident process built for the case (suite.run.resident),
 so frameworks and devices never share a process; extra_info carries the figures of one isolated worker run of the
 same spec. A plain `pytest` run executes the dense cases once, untimed, with a tiny --limit: tested, and fast.
 """
@@ -19,10 +19,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from suite import plans
-from suite.resident import ResidentCase
-from suite.results import RunRecord
-from suite.spec import RunSpec
+from suite.bench import plans
+from suite.core.spec import RunSpec
+from suite.record.schema import RunRecord
+from suite.run.resident import ResidentCase
 from tests.conftest import REPO, needs_data
 
 pytestmark = needs_data

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from suite import data
+from suite.core import data
 from tests.conftest import needs_data, run_cli
 
 

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from suite.backends import DeviceUnavailable
-from suite.machine import fingerprint
-from suite.results import RunRecord, read_store
-from suite.spec import RunSpec
+from suite.core.spec import RunSpec
+from suite.measure.machine import fingerprint
+from suite.record.schema import RunRecord, read_store
 from tests.conftest import REPO, needs_data, run_cli
 
 
@@ -125,7 +125,7 @@ def test_worker_itself_skips_cuda_when_the_framework_has_no_gpu(tmp_path: Path, 
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"spec": spec.to_dict(), "machine": fingerprint().model_dump()}))
     out = tmp_path / "out.json"
-    done = subprocess.run([sys.executable, "-m", "suite.worker", str(job), str(out)], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "suite.run.worker", str(job), str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     record = RunRecord.model_validate_json(out.read_text())

@@ -1,4 +1,4 @@
-"""Tests for suite.data: the IDX parser and its errors, search order, verification, download, split, order, augment."""
+"""Tests for suite.core.data: the IDX parser and its errors, search order, verification, download, split, order, augment."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from suite import data
-from suite.data import DataError
+from suite.core import data
+from suite.core.data import DataError
 
 REAL_FILES = [data.SYSTEM_DATA_DIR / f"{base}.gz" for base in data.FILES.values()]
 needs_real_data = pytest.mark.skipif(
@@ -130,7 +130,7 @@ def test_real_class_balance(real: data.FashionMNIST) -> None:
     assert np.bincount(real.test_labels, minlength=10).tolist() == [1000] * 10
 
 
-# An independent copy of DESIGN.md's table: a typo in suite.data must not pass silently.
+# An independent copy of DESIGN.md's table: a typo in suite.core.data must not pass silently.
 DESIGN_SHA256 = {
     "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
     "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -644,7 +644,7 @@ def test_load_downloads_only_when_allowed(isolated: dict[str, Path], fake_mirror
 
 def test_import_pulls_in_no_ml_framework() -> None:
     code = (
-        "import sys, suite.data; "
+        "import sys, suite.core.data; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

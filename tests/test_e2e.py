@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from suite.models import param_count
-from suite.nvml import gpu_inventory
-from suite.results import RunRecord, read_store
+from suite.core.models import param_count
+from suite.measure.nvml import gpu_inventory
+from suite.record.schema import RunRecord, read_store
 from tests.conftest import needs_data, run_cli
 
 pytestmark = needs_data

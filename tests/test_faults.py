@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from suite.results import read_store
+from suite.record.schema import read_store
 from tests.conftest import REPO, needs_data, run_cli
 
 pytestmark = needs_data
@@ -115,7 +115,7 @@ def running_workers(run: subprocess.Popen[str], timeout_s: float = 30) -> list[p
     """The run's worker processes, waiting for the next one when the run is between cases."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        workers = [p for p in psutil.Process(run.pid).children(recursive=True) if "suite.worker" in " ".join(p.cmdline())]
+        workers = [p for p in psutil.Process(run.pid).children(recursive=True) if "suite.run.worker" in " ".join(p.cmdline())]
         if workers:
             return workers
         time.sleep(0.05)

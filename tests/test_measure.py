@@ -6,10 +6,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from suite.measure import CpuMeter, percentile_ms, summarize, time_to_accuracy_s
+from suite.measure.host import CpuMeter
+from suite.record.stats import percentile_ms, summarize, time_to_accuracy_s
 from tests.conftest import REPO
 
 
@@ -35,7 +35,7 @@ def test_time_to_accuracy_counts_training_time_until_first_reach():
 
 def test_peak_rss_rises_for_a_real_allocation():
     # A fresh process, so an earlier test's larger peak cannot hide the rise.
-    code = ("import numpy as np; from suite.measure import peak_rss_bytes, rss_bytes; before = peak_rss_bytes(); "
+    code = ("import numpy as np; from suite.measure.host import peak_rss_bytes, rss_bytes; before = peak_rss_bytes(); "
             "block = np.ones(300 * 2**20 // 8); during = rss_bytes(); del block; "
             "print(before, during, peak_rss_bytes(), rss_bytes())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

@@ -9,8 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from suite.models import architecture, forward_flops_per_sample, param_count, shared_weights, train_flops_per_sample
-from suite.spec import RunSpec
+from suite.core.models import (
+    architecture,
+    forward_flops_per_sample,
+    param_count,
+    shared_weights,
+    train_flops_per_sample,
+)
+from suite.core.spec import RunSpec
 from tests.conftest import REPO, needs_data
 
 
@@ -30,8 +36,8 @@ def test_cnn_has_the_course_layers_and_default_dropout():
 def test_variants_change_the_layers():
     plain = architecture(RunSpec(framework="torch", model="dense"))
     varied = architecture(RunSpec(framework="torch", model="dense", batchnorm=True, dropout=0.3))
-    assert "batchnorm" not in [l.kind for l in plain] and "dropout" not in [l.kind for l in plain]
-    assert [l.kind for l in varied].count("batchnorm") == 1
+    assert "batchnorm" not in [layer.kind for layer in plain] and "dropout" not in [layer.kind for layer in plain]
+    assert [layer.kind for layer in varied].count("batchnorm") == 1
     assert param_count(RunSpec(framework="torch", model="dense", batchnorm=True)) == 101_770 + 2 * 128
 
 

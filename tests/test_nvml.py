@@ -1,4 +1,4 @@
-"""suite.nvml against a scripted fake pynvml, the real (driverless) pynvml, and a real GPU when present."""
+"""suite.measure.nvml against a scripted fake pynvml, the real (driverless) pynvml, and a real GPU when present."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from suite.nvml import NvmlSampler, NvmlUnavailable, decode_reasons, gpu_inventory, load_nvml
+from suite.measure.nvml import NvmlSampler, NvmlUnavailable, decode_reasons, gpu_inventory, load_nvml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -484,7 +484,7 @@ def test_real_pynvml_without_gpu_reports_unavailable() -> None:
 
 
 def test_module_imports_no_framework_and_pynvml_lazily() -> None:
-    code = ("import sys, suite.nvml; "
+    code = ("import sys, suite.measure.nvml; "
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras', 'pynvml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

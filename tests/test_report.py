@@ -1,4 +1,5 @@
-"""`fashionbench report`: every section from the real fixture store, escaping, machine merge, prices/energy, recommendations, asv, Chromium."""
+"""`fashionbench report`: every section from the real fixture store, escaping, machine merge, prices/energy, recommendations,
+asv, Chromium."""
 
 from __future__ import annotations
 
@@ -23,16 +24,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from suite.asv_results import build_series, read_asv_results
 from suite.cli import main
-from suite.prices import PriceError, load_prices, price_for
-from suite import report_env as env
-from suite.report_cases import METRIC_BY_KEY, group_cases
-from suite.report_curves import overfit_epochs, run_overfit
-from suite.report_hardware import NOT_MEASURED, case_costs, recommend
-from suite.probe import PEAK_DTYPE
-from suite.results import EpochStats, GpuStats, RunRecord, read_store, write_record
-from suite.spec import RunSpec
+from suite.core.spec import RunSpec
+from suite.measure.probe import PEAK_DTYPE
+from suite.record.schema import EpochStats, GpuStats, RunRecord, read_store, write_record
+from suite.report import env
+from suite.report.asv_results import build_series, read_asv_results
+from suite.report.cases import METRIC_BY_KEY, group_cases
+from suite.report.curves import overfit_epochs, run_overfit
+from suite.report.hardware import NOT_MEASURED, case_costs, recommend
+from suite.report.prices import PriceError, load_prices, price_for
 from tests.conftest import REPO
 
 STORE_A = Path(__file__).resolve().parent / "fixtures" / "store_a"
@@ -789,7 +790,7 @@ def test_store_of_only_failed_runs_still_renders(tmp_path: Path, capsys: pytest.
 
 
 def test_report_modules_import_no_framework():
-    code = ("import sys, suite.report, suite.compare, suite.asv_results, suite.prices; "
+    code = ("import sys, suite.report.page, suite.report.compare, suite.report.asv_results, suite.report.prices; "
             "print(','.join(m for m in ('torch', 'tensorflow', 'keras', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "", out.stdout + out.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from suite.machine import fingerprint
-from suite.results import RecordError, RunRecord, ensure_writable, read_record, read_store, write_record
-from suite.spec import RunSpec
+from suite.core.spec import RunSpec
+from suite.measure.machine import fingerprint
+from suite.record.schema import RecordError, RunRecord, ensure_writable, read_record, read_store, write_record
 
 
 def make_record(**overrides) -> RunRecord:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from suite.runner import OOM_HINT, case_env, describe_exit, looks_like_oom
-from suite.spec import RunSpec
+from suite.core.spec import RunSpec
+from suite.run.runner import OOM_HINT, case_env, describe_exit, looks_like_oom
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from suite.spec import RunSpec, SpecError, grid
+from suite.core.spec import RunSpec, SpecError, grid
 
 
 @pytest.mark.parametrize("field,value,needle", [

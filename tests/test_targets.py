@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from suite import targets
-from suite.calibrate import Comparison
-from suite.machine import fingerprint
-from suite.results import RunRecord
-from suite.spec import RunSpec
+from suite.bench import targets
+from suite.bench.calibrate import Comparison
+from suite.core.spec import RunSpec
+from suite.measure.machine import fingerprint
+from suite.record.schema import RunRecord
 from tests.conftest import run_cli
 
 

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from suite import probe
 from suite.backends import DeviceUnavailable, Unsupported, open_backend, skip_message
-from suite.results import RunRecord, read_store
-from suite.spec import KERAS_BACKENDS, PRECISIONS, RunSpec, SpecError, grid
+from suite.core.spec import KERAS_BACKENDS, PRECISIONS, RunSpec, SpecError, grid
+from suite.measure import probe
+from suite.record.schema import RunRecord, read_store
 from tests.conftest import REPO, needs_data, run_cli
 from tests.test_cuda_paths import FakeTfConfig
 
@@ -39,8 +39,10 @@ TINY = ("--device", "cpu", "--epochs", "2", "--limit", "600", "--batch-size", "6
     ({"framework": "torch", "model": "dense", "jit_compile": "off"}, "--jit-compile off applies to keras"),
     ({"framework": "torch", "model": "dense", "steps_per_execution": 4}, "--steps-per-execution 4 applies to keras only, not torch/dense"),
     ({"framework": "torch", "model": "dense", "keras_backend": "jax"}, "--keras-backend jax applies to --framework keras only"),
-    ({"framework": "torch", "model": "dense", "precision": "fp8"}, "--precision 'fp8' is not known; choose from: fp32, bf16, fp16-mixed, tf32"),
-    ({"framework": "torch", "model": "dense", "compile": "fast"}, "--compile 'fast' is not known; choose from: none, default, max-autotune"),
+    ({"framework": "torch", "model": "dense", "precision": "fp8"}, "--precision 'fp8' is not known; choose from: "
+                                                                      "fp32, bf16, fp16-mixed, tf32"),
+    ({"framework": "torch", "model": "dense", "compile": "fast"}, "--compile 'fast' is not known; choose from: "
+                                                                     "none, default, max-autotune"),
     ({"framework": "keras", "model": "dense", "jit_compile": "yes"}, "--jit-compile 'yes' is not known; choose from: auto, on, off"),
     ({"framework": "keras", "model": "dense", "keras_backend": "mxnet"}, "--keras-backend 'mxnet' is not known"),
     ({"framework": "keras", "model": "dense", "steps_per_execution": 0}, "--steps-per-execution 0 is out of range; valid: 1..100000"),
@@ -207,8 +209,10 @@ def test_every_precision_has_a_probe_figure_on_the_devices_that_can_run_it():
 # ---------------------------------------------------------------- CLI
 
 @pytest.mark.parametrize("args,needle", [
-    (["--precision", "fp8"], "--precision 'fp8' is not known; choose from: fp32, bf16, fp16-mixed, tf32"),
-    (["--compile", "fast"], "--compile 'fast' is not known; choose from: none, default, max-autotune"),
+    (["--precision", "fp8"], "--precision 'fp8' is not known; choose from: "
+                                                                      "fp32, bf16, fp16-mixed, tf32"),
+    (["--compile", "fast"], "--compile 'fast' is not known; choose from: "
+                                                                     "none, default, max-autotune"),
     (["--channels-last", "maybe"], "argument --channels-last: 'maybe' is not on or off"),
     (["--steps-per-execution", "0"], "--steps-per-execution 0 is out of range; valid: 1..100000"),
     (["--compile", "default", "--framework", "keras"], "--compile applies to torch (torch.compile); for keras use --jit-compile"),
@@ -357,7 +361,7 @@ def test_keras_on_jax_and_torch_run_and_say_so(keras_backends, backend: str):
 def test_workers_pin_themselves_to_threads_cpus():
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs at least 2 usable CPUs")
-    code = "import os; from suite.worker import pin_cpus; print(len(pin_cpus(1)), len(os.sched_getaffinity(0)))"
+    code = "import os; from suite.run.worker import pin_cpus; print(len(pin_cpus(1)), len(os.sched_getaffinity(0)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "1"]
@@ -367,7 +371,7 @@ KERAS_MIXED = """
 import json
 import numpy as np
 from suite.backends.keras_backend import KerasBackend
-from suite.spec import RunSpec
+from suite.core.spec import RunSpec
 out = {}
 for precision in ("fp32", "bf16", "fp16-mixed"):
     spec = RunSpec(framework="keras", model="dense", keras_backend="jax", precision=precision, threads=1)
@@ -528,7 +532,7 @@ def test_tensorflow_tf32_switch_is_left_alone_on_cpu(fake_tf32):
 
 def test_keras_precision_and_jit_tables_cover_every_choice():
     from suite.backends import keras_backend
-    from suite.spec import JIT_COMPILE
+    from suite.core.spec import JIT_COMPILE
 
     assert keras_backend.KERAS_POLICY == {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16",
                                           "fp16-mixed": "mixed_float16"}

@@ -7,8 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from suite.data import Prepared
-from suite.spec import RunSpec
+from suite.core.data import Prepared
+from suite.core.spec import RunSpec
 
 _MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend"}
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from suite.backends import DeviceUnavailable, Unsupported
-from suite.data import Prepared
-from suite.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
-from suite.spec import RunSpec
+from suite.core.data import Prepared
+from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
+from suite.core.spec import RunSpec
 
 # Modules are bound in setup(): KERAS_BACKEND must be set before keras is first imported.
 tf: Any = None
@@ -111,7 +111,7 @@ def _keras_layer(layer: Layer) -> Any:
 
 
 def build_model(spec: RunSpec) -> Any:
-    """keras.Sequential with exactly the layers of suite.models.architecture (input NHWC), in the global dtype policy.
+    """keras.Sequential with exactly the layers of suite.core.models.architecture (input NHWC), in the global dtype policy.
 
     Under a mixed policy a float32 linear activation ends the model, as the Keras mixed-precision guide says:
     outputs and loss in fp32, like torch autocast whose outputs the torch backend casts to fp32.

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from suite.backends import DeviceUnavailable, Unsupported
-from suite.data import Prepared
-from suite.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
-from suite.spec import RunSpec
+from suite.core.data import Prepared
+from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
+from suite.core.spec import RunSpec
 
 
 def cuda_unavailable_reason() -> str | None:
@@ -60,7 +60,7 @@ def _module_for(layer: Layer) -> nn.Module:
 
 
 def build_module(spec: RunSpec) -> nn.Sequential:
-    """nn.Sequential with exactly the layers of suite.models.architecture (input NCHW)."""
+    """nn.Sequential with exactly the layers of suite.core.models.architecture (input NCHW)."""
     return nn.Sequential(*(_module_for(layer) for layer in architecture(spec)))
 
 

@@ -10,10 +10,10 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np
 
-from suite import data
 from suite.backends import open_backend
-from suite.models import shared_weights
-from suite.spec import RunSpec
+from suite.core import data
+from suite.core.models import shared_weights
+from suite.core.spec import RunSpec
 
 spec = RunSpec(framework="keras", model="dense", limit=3000, threads=1, init="shared", batch_size=100)
 prepared = data.prepare(data.load(None), spec.task, 0, spec.limit)

@@ -14,9 +14,9 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np
 
-from suite import data
-from suite.models import shared_weights
-from suite.spec import RunSpec
+from suite.core import data
+from suite.core.models import shared_weights
+from suite.core.spec import RunSpec
 
 VARIANTS = [
     {"model": m, **flags}

@@ -54,7 +54,7 @@ def _inject(fault: str) -> None:
 
 
 if FAULTS:
-    import suite.data as _data
+    import suite.core.data as _data
 
     _original_order, _original_prepare = _data.batch_order, _data.prepare
 

@@ -1,0 +1,44 @@
+"""`fashionbench calibrate`: the harness benchmarked against a bare loop, samplers on vs off."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from suite.cli.common import UsageError, check_rounds, positive_float
+from suite.core import data
+from suite.core import spec as specs
+
+HELP = "benchmark the harness: suite loop vs a bare loop, samplers on vs off"
+
+
+def add_arguments(cal: argparse.ArgumentParser) -> None:
+    """What to calibrate and how often."""
+    cal.add_argument("--framework", nargs="+", default=["torch", "keras"])
+    cal.add_argument("--model", nargs="+", default=["dense"])
+    cal.add_argument("--epochs", type=int, default=4)
+    cal.add_argument("--batch-size", type=int, default=128)
+    cal.add_argument("--limit", type=int, default=None)
+    cal.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    cal.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side")
+    cal.add_argument("--only", choices=["harness", "sampling"], default=None)
+    cal.add_argument("--timeout", type=positive_float, default=3600.0)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the harness ratio and the sampling overhead per framework and model."""
+    from suite.bench import calibrate
+
+    data.load()
+    check_rounds(args.rounds)
+    for framework in args.framework:
+        for model in args.model:
+            spec = specs.RunSpec(framework=framework, model=model, epochs=args.epochs, batch_size=args.batch_size,
+                                 limit=args.limit, threads=args.threads)
+            if spec.epochs < 2:
+                raise UsageError("--epochs must be >= 2: steady-state throughput excludes epoch 1")
+            if args.only in (None, "harness"):
+                print(calibrate.describe("harness", calibrate.harness(spec, args.rounds, args.timeout)), flush=True)
+            if args.only in (None, "sampling"):
+                print(calibrate.describe("sampling", calibrate.sampler_overhead(spec, args.rounds, args.timeout)), flush=True)
+    return 0

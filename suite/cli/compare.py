@@ -1,0 +1,35 @@
+"""`fashionbench compare`: two result sets case by case; exit 1 on a regression (the CI gate)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HELP = "compare two result sets case by case; exit 1 on a regression (CI gate)"
+
+
+def add_arguments(compare: argparse.ArgumentParser) -> None:
+    """Base, candidate, metrics and thresholds."""
+    from suite.report.compare import metrics_help
+
+    compare.add_argument("base", type=Path, metavar="BASE", help="results dir or file (the reference)")
+    compare.add_argument("new", type=Path, metavar="NEW", help="results dir or file (the candidate)")
+    compare.add_argument("--metric", nargs="+", default=None, metavar="NAME", help=metrics_help())
+    compare.add_argument("--threshold", nargs="+", default=["5%"], metavar="PCT",
+                         help="allowed relative change: 5%% for all, METRIC=2%% for one")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the comparison table; exit 0 ok, 1 regression, 2 bad input."""
+    from suite.report import compare
+
+    try:
+        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold)
+    except compare.CompareError as exc:
+        print(f"fashionbench: error: {exc}", file=sys.stderr)
+        return compare.EXIT_BAD_INPUT
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(table)
+    return code

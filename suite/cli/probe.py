@@ -1,0 +1,42 @@
+"""`fashionbench probe`: the peak GEMM FLOP/s each device is measured against (the MFU denominator)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from suite.core import spec as specs
+from suite.measure import probe
+
+HELP = "measure (or show the cached) peak GEMM FLOP/s used for MFU"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Devices, thread count, re-measure."""
+    parser.add_argument("--device", nargs="+", default=["cpu"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--force", action="store_true", help="measure again even if cached")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Show the peak FLOP/s per device, measuring it first when not cached (or --force)."""
+    from suite.run.runner import probe_entry
+
+    for device in args.device:
+        specs.check_choice("device", device, specs.DEVICES)
+        entry = probe_entry(device, args.threads, 600, force=args.force)
+        if entry is None:
+            print(f"{device}: probe failed in its worker process; run `fashionbench doctor`", file=sys.stderr)
+            return 1
+        if "unavailable" in entry:
+            print(f"{device}: unavailable — {entry['unavailable']}")
+            continue
+        emulated = entry.get("emulated") or {}
+        rates = ", ".join(f"{k}={v / 1e9:,.1f} GFLOP/s" if v else f"{k}={'emulated' if k in emulated else 'unsupported'}"
+                          for k, v in entry["flops_per_s"].items())
+        print(f"{device} ({args.threads} threads, {entry['size']}×{entry['size']} GEMM): {rates}")
+        for dtype, reason in emulated.items():
+            print(f"  {dtype}: {reason}")
+    print(f"cache: {probe.cache_file()}")
+    return 0

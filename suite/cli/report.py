@@ -1,0 +1,45 @@
+"""`fashionbench report`: one self-contained HTML report with PNGs and summary.csv."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from suite.cli.common import DEFAULT_RESULTS, positive_float
+
+HELP = "one self-contained HTML report (plots embedded) + PNGs + summary.csv"
+
+
+def add_arguments(report: argparse.ArgumentParser) -> None:
+    """Inputs (results, asv, pytest-benchmark, prices), targets, output folder."""
+    report.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS], metavar="DIR",
+                        help="result dirs/files; merge machines by copying their result folders under one dir")
+    report.add_argument("--asv-results", type=Path, default=None, metavar="DIR", help="asv results_dir, e.g. .asv/results")
+    report.add_argument("--pytest-benchmark", type=Path, nargs="+", default=[], metavar="FILE",
+                        help="JSON from pytest --benchmark-json (or .benchmarks/*/*.json)")
+    report.add_argument("--prices", type=Path, default=None, metavar="FILE", help="USD/hour per machine or device (YAML or CSV)")
+    report.add_argument("--target", nargs="+", default=[], metavar="ACC",
+                        help="validation accuracy for time/cost/energy to target: ACC (10-class) or TASK=ACC")
+    report.add_argument("--regression-threshold", type=positive_float, default=5.0, metavar="PCT",
+                        help="percent worse than the previous commits that marks an asv regression")
+    report.add_argument("--out", type=Path, default=None, help="output dir (default reports/<date>-<host>/)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Write the HTML report; skipped input files are named on stderr."""
+    from suite.report import page
+
+    try:
+        inputs = page.ReportInputs(
+            results=args.results, out=args.out or page.default_out_dir(), asv_results=args.asv_results,
+            pytest_benchmark=args.pytest_benchmark, prices=args.prices, targets=page.parse_targets(args.target),
+            regression_pct=args.regression_threshold)
+        written, problems = page.build_report(inputs)
+    except page.ReportError as exc:
+        print(f"fashionbench: error: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(f"report: {written}")
+    return 0

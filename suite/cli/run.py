@@ -1,0 +1,122 @@
+"""`fashionbench run`: expand the flags into a plan and run it, one process per case."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
+from suite.core import data
+from suite.core import spec as specs
+from suite.record.schema import RunRecord, ensure_writable
+
+HELP = "train and evaluate a matrix of cases, one process each"
+
+
+def add_arguments(run: argparse.ArgumentParser) -> None:
+    """The run flags: plan axes, training settings, speed settings, where results go."""
+    run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
+    run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
+    run.add_argument("--device", nargs="+", default=None, metavar="NAME",
+                     help="default cpu cuda; cuda cases are recorded as skipped, with the reason, where no GPU is usable")
+    run.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --quick)")
+    run.add_argument("--quick", action="store_true",
+                     help="the quick matrix: cpu only and 1 epoch unless --device/--epochs say otherwise")
+    run.add_argument("--batch-size", type=int, nargs="+", default=[128])
+    run.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
+                     help="intra-op threads, the same for every framework (default: all logical cores)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--repeats", type=int, default=1, help="independent processes per case, seeds seed+i")
+    run.add_argument("--limit", type=int, default=None, help="train on the first N samples of the seeded split")
+    run.add_argument("--lr", type=float, default=1e-3)
+    run.add_argument("--dropout", type=float, default=None)
+    run.add_argument("--batchnorm", action="store_true")
+    run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
+    run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
+    run.add_argument("--init", choices=specs.INITS, default="framework")
+    run.add_argument("--keras-backend", nargs="+", default=["tensorflow"], metavar="NAME",
+                     help="Keras 3 backend for keras cases: tensorflow, jax, torch (each case in its own process)")
+    speed = run.add_argument_group("speed settings (each accepts several values and becomes an axis of the plan)")
+    speed.add_argument("--precision", nargs="+", default=["fp32"], metavar="NAME",
+                       help="fp32, bf16, fp16-mixed, tf32; combinations a device cannot run are recorded as skipped")
+    speed.add_argument("--compile", nargs="+", default=["none"], metavar="MODE",
+                       help="torch.compile mode for torch cases: none, default, max-autotune")
+    speed.add_argument("--jit-compile", nargs="+", default=["auto"], metavar="MODE",
+                       help="Keras compile(jit_compile=...) for keras cases: auto (Keras decides), on, off")
+    speed.add_argument("--channels-last", nargs="*", type=on_off, default=[False], metavar="off|on",
+                       help="channels-last memory format for the torch cnn (no value: on)")
+    speed.add_argument("--steps-per-execution", nargs="+", type=int, default=[1], metavar="N",
+                       help="Keras steps_per_execution for keras cases")
+    run.add_argument("--targets", type=float, nargs="+", default=[], help="validation accuracies for time-to-accuracy")
+    run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024])
+    run.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds per case before it is killed")
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    run.add_argument("--data-dir", default=None)
+    run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
+    run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
+
+
+def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
+    """Expand the run flags into specs, rejecting bad values before anything starts."""
+    devices = args.device or (["cpu"] if args.quick else ["cpu", "cuda"])
+    epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
+    axes = {
+        "framework": args.framework, "model": args.model, "device": devices,
+        "batch_size": args.batch_size, "threads": args.threads, "keras_backend": args.keras_backend,
+        "precision": args.precision, "compile": args.compile, "jit_compile": args.jit_compile,
+        "channels_last": args.channels_last or [True], "steps_per_execution": args.steps_per_execution,
+    }
+    for name, values in axes.items():
+        if len(set(values)) != len(values):
+            raise UsageError(f"--{name.replace('_', '-')} lists a value twice: {' '.join(map(str, values))}")
+    return specs.grid(
+        axes, repeats=args.repeats, epochs=epochs, seed=args.seed, limit=args.limit, lr=args.lr,
+        dropout=args.dropout, batchnorm=args.batchnorm, augment=args.augment, early_stopping=args.early_stopping,
+        init=args.init, targets=tuple(args.targets),
+        infer_batch_sizes=tuple(args.infer_batch_sizes),
+    )
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def progress_line(index: int, total: int, record: RunRecord) -> str:
+    """One line per finished case."""
+    spec = record.run_spec
+    head = f"[{index}/{total}] {spec.label} seed={spec.seed}: {record.status}"
+    if record.status != "ok":
+        return f"{head} — {record.error}"
+    return (f"{head}  test_acc={_fmt(record.test_accuracy, '.4f')}  train={_fmt(record.train_steady_samples_per_s)} "
+            f"samples/s  first_epoch={_fmt(record.first_epoch_s, '.1f')} s  wall={_fmt(record.wall_s, '.1f')} s")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the plan; a bad case never stops the others."""
+    from suite.report.table import summary_table
+    from suite.run.runner import run_plan
+
+    plan = plan_from_args(args)
+    data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+    ensure_writable(args.results)
+    print(f"running {len(plan)} case(s), one process each; results → {args.results}/", flush=True)
+
+    def report(index: int, total: int, record: RunRecord, path: Path) -> None:
+        print(progress_line(index, total, record), flush=True)
+
+    outcome = run_plan(plan, args.results, args.timeout, args.data_dir, resume=args.resume, on_record=report)
+    if outcome.skipped_as_done:
+        print(f"--resume: {outcome.skipped_as_done} case(s) already finished were not run again")
+    if outcome.interrupted:
+        print(f"interrupted: {len(outcome.records)} finished case(s) kept in {args.results}/; "
+              f"run the same command with --resume to finish the rest", file=sys.stderr)
+        return 130
+    if outcome.records:
+        print(summary_table(outcome.records).to_string(index=False))
+    bad = [r for r in outcome.records if r.status != "ok"]
+    if args.strict and bad:
+        print(f"--strict: {len(bad)} case(s) not ok", file=sys.stderr)
+        return 1
+    return 1 if any(r.status in ("error", "timeout") for r in outcome.records) else 0

@@ -1,0 +1,33 @@
+"""`fashionbench show`: one table of what is recorded."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from suite.cli.common import DEFAULT_RESULTS
+
+HELP = "one table of what is recorded"
+
+
+def add_arguments(show: argparse.ArgumentParser) -> None:
+    """Which stores to read and whether to aggregate."""
+    show.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS])
+    show.add_argument("--all", action="store_true", help="one row per run instead of medians per case")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the store as a table; unreadable files are named on stderr and skipped."""
+    from suite.record.schema import read_store
+    from suite.report.table import runs_table, summary_table
+
+    records, problems = read_store(args.results)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    if not records:
+        print(f"no records in {' '.join(map(str, args.results))}; run `fashionbench run` first", file=sys.stderr)
+        return 1
+    table = runs_table(records) if args.all else summary_table(records)
+    print(table.to_string(index=False))
+    return 0

@@ -1,0 +1,243 @@
+"""What one benchmark case is: a frozen RunSpec with a stable id, and the grid that expands CLI axes."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Iterable
+
+FRAMEWORKS = ("torch", "keras")
+MODELS = ("dense", "cnn", "binary")
+DEVICES = ("cpu", "cuda")
+INITS = ("framework", "shared")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
+TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
+JIT_COMPILE = ("auto", "on", "off")
+
+# Speed settings that apply to one framework only; grid() resets them to these defaults for the other framework.
+TORCH_ONLY = {"compile": "none", "channels_last": False}
+KERAS_ONLY = {"jit_compile": "auto", "steps_per_execution": 1, "keras_backend": "tensorflow"}
+SPEED_DEFAULTS = {"precision": "fp32", **TORCH_ONLY, **KERAS_ONLY}
+# Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
+_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if k != "keras_backend"}
+
+# The task each model answers; `binary` is the course's sigmoid classifier on T-shirt/top vs Shirt.
+TASK_OF_MODEL = {"dense": "10-class", "cnn": "10-class", "binary": "tshirt-vs-shirt"}
+DEFAULT_TARGETS = {"dense": (0.85,), "cnn": (0.90,), "binary": (0.80,)}
+
+
+class SpecError(ValueError):
+    """A spec value outside its valid range; the message names the flag and the range."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one case; two equal specs measure the same thing."""
+
+    framework: str
+    model: str
+    device: str = "cpu"
+    epochs: int = 10
+    batch_size: int = 128
+    seed: int = 0
+    threads: int = 2
+    limit: int | None = None
+    lr: float = 1e-3
+    dropout: float | None = None
+    batchnorm: bool = False
+    augment: bool = False
+    early_stopping: int | None = None
+    init: str = "framework"
+    keras_backend: str = "tensorflow"
+    precision: str = "fp32"
+    compile: str = "none"
+    jit_compile: str = "auto"
+    channels_last: bool = False
+    steps_per_execution: int = 1
+    targets: tuple[float, ...] = ()
+    infer_batch_sizes: tuple[int, ...] = (1, 32, 256, 1024)
+    repeat: int = 0
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def task(self) -> str:
+        """The classification task the model is trained on."""
+        return TASK_OF_MODEL[self.model]
+
+    @property
+    def effective_targets(self) -> tuple[float, ...]:
+        """Validation-accuracy targets for time-to-accuracy (model defaults when none given)."""
+        return self.targets or DEFAULT_TARGETS[self.model]
+
+    @property
+    def case_key(self) -> str:
+        """Id of the case without seed and repeat: repeats of one case share it."""
+        return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat")})
+
+    @property
+    def id(self) -> str:
+        """Stable, readable id of this exact spec (repeat and seed included)."""
+        return f"{self.framework}-{self.model}-{self.device}-{_digest(self._identity())}"
+
+    def _identity(self) -> dict[str, Any]:
+        return {k: v for k, v in self.to_dict().items() if _ADDED_LATER.get(k, _NO_DEFAULT) != v}
+
+    @property
+    def unsupported_reason(self) -> str | None:
+        """Why this combination cannot run on any machine (the case is then recorded as skipped), or None."""
+        if self.device == "cpu" and self.precision == "fp16-mixed":
+            return "fp16-mixed needs a CUDA GPU: fp16 autocast/loss scaling on CPU is emulated and not a setting anyone deploys"
+        if self.device == "cpu" and self.precision == "tf32":
+            return "tf32 is an NVIDIA tensor-core format (Ampere or newer); CPUs have no TF32 mode"
+        return None
+
+    @property
+    def label(self) -> str:
+        """Short human label: framework/model/device plus non-default variant flags."""
+        extras = [f"{k}={v}" for k, v in self.variant_flags().items()]
+        return " ".join([f"{self.framework}/{self.model}/{self.device}", *extras])
+
+    def variant_flags(self) -> dict[str, Any]:
+        """The variant fields that differ from their defaults."""
+        defaults = RunSpec(framework=self.framework, model=self.model)
+        variant_names = ("dropout", "batchnorm", "augment", "early_stopping", "init", "lr", *SPEED_DEFAULTS)
+        return {n: getattr(self, n) for n in variant_names if getattr(self, n) != getattr(defaults, n)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        d = asdict(self)
+        d["targets"] = list(self.targets)
+        d["infer_batch_sizes"] = list(self.infer_batch_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        """Inverse of to_dict; unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise SpecError(f"unknown spec field(s) {sorted(unknown)}; valid: {sorted(names)}")
+        data = dict(data)
+        data["targets"] = tuple(data.get("targets") or ())
+        if "infer_batch_sizes" in data:
+            data["infer_batch_sizes"] = tuple(data["infer_batch_sizes"])
+        return cls(**data)
+
+
+_NO_DEFAULT = object()
+
+
+def _digest(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise SpecError(f"--{name} {value!r} is not known; choose from: {', '.join(choices)}")
+
+
+def _check_range(name: str, value: float | None, low: float, high: float | None = None) -> None:
+    if value is None:
+        return
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise SpecError(f"--{name.replace('_', '-')} {value} is out of range; valid: {bound}")
+
+
+def validate(spec: RunSpec) -> None:
+    """Reject impossible values before any case starts, naming the valid range."""
+    check_choice("framework", spec.framework, FRAMEWORKS)
+    check_choice("model", spec.model, MODELS)
+    check_choice("device", spec.device, DEVICES)
+    check_choice("init", spec.init, INITS)
+    check_choice("keras-backend", spec.keras_backend, KERAS_BACKENDS)
+    check_choice("precision", spec.precision, PRECISIONS)
+    check_choice("compile", spec.compile, TORCH_COMPILE_MODES)
+    check_choice("jit-compile", spec.jit_compile, JIT_COMPILE)
+    _check_range("steps_per_execution", spec.steps_per_execution, 1, 100_000)
+    _check_framework_settings(spec)
+    _check_range("epochs", spec.epochs, 1, 10_000)
+    _check_range("batch_size", spec.batch_size, 1, 60_000)
+    _check_range("threads", spec.threads, 1, 1024)
+    _check_range("limit", spec.limit, 1)
+    _check_range("seed", spec.seed, 0, 2**32 - 1)
+    _check_range("dropout", spec.dropout, 0.0, 0.95)
+    _check_range("early_stopping", spec.early_stopping, 1)
+    if not (0 < spec.lr <= 100):
+        raise SpecError(f"--lr {spec.lr} is out of range; valid: 0 < lr <= 100")
+    for target in spec.targets:
+        _check_range("targets", target, 0.0, 1.0)
+    for size in spec.infer_batch_sizes:
+        _check_range("infer_batch_sizes", size, 1, 65_536)
+    if spec.limit is not None and spec.batch_size > spec.limit:
+        raise SpecError(
+            f"--batch-size {spec.batch_size} is larger than --limit {spec.limit}; use a batch size <= {spec.limit}"
+        )
+
+
+_FLAG_SCOPE = {
+    "compile": "torch (torch.compile); for keras use --jit-compile",
+    "channels_last": "the torch cnn only",
+    "jit_compile": "keras; for torch use --compile",
+    "steps_per_execution": "keras only",
+    "keras_backend": "--framework keras only",
+}
+
+
+def _applies(name: str, framework: str, model: str) -> bool:
+    if name == "channels_last":
+        return framework == "torch" and model == "cnn"
+    return framework == ("torch" if name in TORCH_ONLY else "keras")
+
+
+def _check_framework_settings(spec: RunSpec) -> None:
+    for name, default in {**TORCH_ONLY, **KERAS_ONLY}.items():
+        value = getattr(spec, name)
+        if value != default and not _applies(name, spec.framework, spec.model):
+            flag = name.replace("_", "-")
+            shown = "" if isinstance(value, bool) else f" {value}"
+            raise SpecError(f"--{flag}{shown} applies to {_FLAG_SCOPE[name]}, not {spec.framework}/{spec.model}")
+
+
+def _check_setting_value(name: str, value: Any) -> None:
+    """A bad value (--compile fast) is reported as such, before the question of which cases it fits."""
+    RunSpec(framework="torch" if name in TORCH_ONLY else "keras", model="cnn", **{name: value})
+
+
+def _scoped(values: dict[str, Any]) -> dict[str, Any]:
+    """Reset framework-specific settings on cases they do not apply to, so one plan can mix frameworks."""
+    framework, model = values.get("framework"), values.get("model")
+    return {k: (SPEED_DEFAULTS[k] if k in _FLAG_SCOPE and not _applies(k, framework, model) else v)
+            for k, v in values.items()}
+
+
+def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list[RunSpec]:
+    """Expand list-valued axes into specs; repeat i uses seed + i so repeats are independent runs.
+
+    A framework-specific setting (e.g. --compile) is applied to the cases it fits and dropped from the others;
+    a setting that fits no case in the plan is an error rather than silently ignored.
+    """
+    if repeats < 1:
+        raise SpecError(f"--repeats {repeats} is out of range; valid: >= 1")
+    names = list(axes)
+    bases: dict[str, RunSpec] = {}
+    requested: dict[str, set[Any]] = {}
+    for combo in itertools.product(*(list(axes[n]) for n in names)):
+        values = {**dict(zip(names, combo)), **fixed}
+        for name in _FLAG_SCOPE:
+            if name in values and values[name] != SPEED_DEFAULTS[name]:
+                _check_setting_value(name, values[name])
+                requested.setdefault(name, set()).add(values[name])
+        base = RunSpec(**_scoped(values))
+        bases.setdefault(base.id, base)
+    for name, wanted in requested.items():
+        used = {getattr(b, name) for b in bases.values()}
+        if not wanted & used:
+            raise SpecError(f"--{name.replace('_', '-')} applies to {_FLAG_SCOPE[name]}, and no case in this plan is one")
+    return [replace(b, seed=b.seed + i, repeat=i) for b in bases.values() for i in range(repeats)]

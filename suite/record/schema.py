@@ -1,0 +1,301 @@
+"""The one typed result record (RunRecord) and the results store: one JSON file per case, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from suite.core.spec import RunSpec
+
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "error", "skipped", "timeout", "diverged")
+Status = Literal["ok", "error", "skipped", "timeout", "diverged"]
+
+# What each time figure includes, stored in every record so a number is never read without its scope.
+TIME_SCOPES = {
+    "first_epoch_s": "wall time of epoch 1 training steps incl. graph tracing/compilation and warm-up; excludes validation",
+    "steady_epoch_s": "median wall time of epochs 2..N training steps, device synchronised; excludes validation",
+    "train_total_s": "sum of all epochs' training time; excludes validation, test and inference",
+    "warmup_s": ("first_epoch_s - steady_epoch_s: the one-off cost of epoch 1 (torch.compile/XLA compilation, graph tracing, "
+                 "allocator warm-up)"),
+    "train_steady_samples_per_s": "training samples / steady_epoch_s (epoch 1 excluded)",
+    "train_first_epoch_samples_per_s": "training samples / first_epoch_s",
+    "step_time_ms": "single optimizer steps timed one by one after training, each ended by a device sync",
+    "inference": "model forward at a fixed batch size after warm-up, each call ended by copying outputs to host",
+    "time_to_accuracy_s": ("cumulative training time (validation excluded) until validation accuracy first reaches the target; "
+                           "null if never"),
+    "import_s": "seconds to import the framework in the worker process",
+    "build_s": "seconds to build the model (and load shared weights)",
+    "cpu_util_pct": "process CPU seconds / wall seconds over the training epochs (100 = one core busy)",
+}
+
+
+class RecordError(ValueError):
+    """A results file that cannot be used; the message names the file and why."""
+
+
+class Machine(BaseModel):
+    """Fingerprint of the machine a case ran on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    machine_id: str
+    hostname: str
+    cpu_model: str
+    cpu_cores_logical: int
+    cpu_cores_physical: int | None = None
+    ram_bytes: int
+    gpus: list[dict[str, Any]] = Field(default_factory=list)
+    os: str
+    python: str
+    versions: dict[str, str | None] = Field(default_factory=dict)
+
+
+class EpochStats(BaseModel):
+    """One epoch of training followed by validation."""
+
+    epoch: int
+    train_loss: float | None  # None when the loss was NaN/Inf (JSON has no such numbers); see RunRecord.error
+    train_accuracy: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    train_s: float
+
+
+class InferenceStats(BaseModel):
+    """Forward-only throughput and latency at one batch size."""
+
+    batch_size: int
+    calls: int
+    samples_per_s: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    latency_ms_p99: float
+
+
+class GpuStats(BaseModel):
+    """What the NVML sampler saw during one phase; `available=False` says why nothing was measured."""
+
+    available: bool
+    reason: str | None = None
+    samples: int = 0
+    duration_s: float | None = None
+    util_mean_pct: float | None = None
+    util_p95_pct: float | None = None
+    mem_util_mean_pct: float | None = None
+    mem_used_peak_bytes: int | None = None
+    power_mean_w: float | None = None
+    power_max_w: float | None = None
+    sm_clock_mean_mhz: float | None = None
+    throttle_reasons: list[str] = Field(default_factory=list)
+    energy_j: float | None = None
+    energy_source: str | None = None
+
+
+class RunRecord(BaseModel):
+    """Everything measured for one case (one spec, one process)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    case_id: str
+    case_key: str
+    created_utc: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    git_commit: str | None = None
+    machine: Machine
+    spec: dict[str, Any]
+    status: Status
+    error: str | None = None
+    stderr_tail: str | None = None
+    wall_s: float | None = None
+    framework_info: dict[str, Any] = Field(default_factory=dict)
+
+    params: int | None = None
+    history: list[EpochStats] = Field(default_factory=list)
+    diverged_epoch: int | None = None
+    best_epoch: int | None = None
+
+    import_s: float | None = None
+    build_s: float | None = None
+    first_epoch_s: float | None = None
+    steady_epoch_s: float | None = None
+    warmup_s: float | None = None
+    train_total_s: float | None = None
+    train_samples: int | None = None
+    train_steady_samples_per_s: float | None = None
+    train_first_epoch_samples_per_s: float | None = None
+    step_time_ms_p50: float | None = None
+    step_time_ms_p95: float | None = None
+
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+    class_names: list[str] = Field(default_factory=list)
+    per_class_accuracy: list[float] = Field(default_factory=list)
+    confusion_matrix: list[list[int]] = Field(default_factory=list)
+    time_to_accuracy_s: dict[str, float | None] = Field(default_factory=dict)
+
+    inference: list[InferenceStats] = Field(default_factory=list)
+
+    threads: int | None = None
+    cpu_util_pct: float | None = None
+    cpu_util_p95_pct: float | None = None
+    monitoring: bool = True
+    host_rss_baseline_bytes: int | None = None
+    host_rss_peak_bytes: int | None = None
+    torch_peak_allocated_bytes: int | None = None
+    torch_peak_reserved_bytes: int | None = None
+    tf_peak_bytes: int | None = None
+    jax_peak_bytes: int | None = None
+    nvml_used_peak_bytes: int | None = None
+    gpu_train: GpuStats | None = None
+    gpu_inference: GpuStats | None = None
+    energy_per_1k_train_samples_j: float | None = None
+
+    forward_flops_per_sample: int | None = None
+    train_flops_per_sample: int | None = None
+    achieved_train_flops_per_s: float | None = None
+    peak_flops_per_s: float | None = None
+    peak_flops_dtype: str | None = None  # which probe figure MFU divides by: the spec's arithmetic precision
+    mfu_pct: float | None = None
+
+    time_scopes: dict[str, str] = Field(default_factory=lambda: dict(TIME_SCOPES))
+
+    @property
+    def run_spec(self) -> RunSpec:
+        """The spec as a RunSpec object."""
+        return RunSpec.from_dict(self.spec)
+
+    def inference_at(self, batch_size: int) -> InferenceStats | None:
+        """The inference figures at one batch size, if measured."""
+        return next((i for i in self.inference if i.batch_size == batch_size), None)
+
+    def to_row(self) -> dict[str, Any]:
+        """A flat dict of scalars (spec fields, machine, figures) for tables and pandas."""
+        row: dict[str, Any] = dict(self.spec)
+        row["targets"] = ",".join(str(t) for t in self.spec.get("targets") or [])
+        row["variant"] = " ".join(f"{k}={v}" for k, v in self.run_spec.variant_flags().items()) or "default"
+        row.update(
+            case_id=self.case_id,
+            case_key=self.case_key,
+            run_id=self.run_id,
+            created_utc=self.created_utc,
+            git_commit=self.git_commit,
+            machine_id=self.machine.machine_id,
+            hostname=self.machine.hostname,
+            status=self.status,
+            error=self.error,
+        )
+        skip = {"history", "inference", "per_class_accuracy", "confusion_matrix", "class_names", "machine", "spec",
+                "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail"}
+        for name in type(self).model_fields:
+            if name not in skip and name not in row:
+                row[name] = getattr(self, name)
+        for item in self.inference:
+            row[f"infer_bs{item.batch_size}_samples_per_s"] = item.samples_per_s
+            row[f"infer_bs{item.batch_size}_latency_ms_p50"] = item.latency_ms_p50
+            row[f"infer_bs{item.batch_size}_latency_ms_p99"] = item.latency_ms_p99
+        for target, seconds in self.time_to_accuracy_s.items():
+            row[f"tta_{target}_s"] = seconds
+        for phase, stats in (("train", self.gpu_train), ("infer", self.gpu_inference)):
+            row[f"gpu_{phase}_util_mean_pct"] = stats.util_mean_pct if stats else None
+            row[f"gpu_{phase}_energy_j"] = stats.energy_j if stats else None
+            row[f"gpu_{phase}_power_mean_w"] = stats.power_mean_w if stats else None
+        return row
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:40] or "host"
+
+
+def record_filename(record: RunRecord) -> str:
+    """File name unique across machines: time, host, case and run id."""
+    stamp = record.created_utc.replace(":", "").replace("-", "").replace("+0000", "Z")
+    return f"{stamp}_{_safe(record.machine.hostname)}_{record.case_id}_{record.run_id[:8]}.json"
+
+
+def ensure_writable(results_dir: Path) -> Path:
+    """Create the results dir or raise a one-line error naming the fix."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=results_dir, prefix=".probe-", suffix=".tmp", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise RecordError(
+            f"results dir {results_dir} is not writable ({exc.strerror or exc}); pass --results DIR with a writable folder"
+        ) from None
+    return results_dir
+
+
+def write_record(record: RunRecord, results_dir: Path) -> Path:
+    """Write one record atomically (temp file in the same dir, fsync, rename): readers never see half a file."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    final = results_dir / record_filename(record)
+    fd, tmp = tempfile.mkstemp(dir=results_dir, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(record.model_dump_json(indent=1))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def read_record(path: Path) -> RunRecord:
+    """Parse and validate one results file; any problem becomes a RecordError naming the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable ({exc})") from None
+    if not text.strip():
+        raise RecordError(f"{path}: empty file")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or "case_id" not in data:
+        raise RecordError(f"{path}: not a fashionbench record (foreign JSON)")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise RecordError(
+            f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; re-run the case with this version"
+        )
+    try:
+        return RunRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RecordError(f"{path}: invalid record ({where}: {first['msg']})") from None
+
+
+def record_files(results_dirs: list[Path]) -> list[Path]:
+    """All candidate record files below the given dirs (temp files excluded), sorted."""
+    files: list[Path] = []
+    for directory in results_dirs:
+        if directory.is_file():
+            files.append(directory)
+        elif directory.is_dir():
+            files.extend(p for p in directory.rglob("*.json") if not p.name.startswith("."))
+    return sorted(files)
+
+
+def read_store(results_dirs: list[Path]) -> tuple[list[RunRecord], list[str]]:
+    """Every valid record below the dirs, and one problem line per file that was skipped."""
+    records: list[RunRecord] = []
+    problems: list[str] = []
+    for path in record_files(results_dirs):
+        try:
+            records.append(read_record(path))
+        except RecordError as exc:
+            problems.append(str(exc))
+    return records, problems

@@ -1,0 +1,229 @@
+"""`fashionbench compare BASE NEW`: case-by-case medians, noise-aware, direction-aware; a CI regression gate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suite.record.schema import RunRecord, read_store
+from suite.record.stats import Summary, summarize
+from suite.report.cases import METRIC_BY_KEY, METRICS, Metric, beyond_noise, group_cases
+
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_THRESHOLD_PCT = 5.0
+REGRESSED = "REGRESSED"
+
+
+class CompareError(ValueError):
+    """Bad input (missing dir, no records, unknown metric, bad threshold); one line naming the fix."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Relative change (percent) allowed per metric before it counts."""
+
+    default_pct: float = DEFAULT_THRESHOLD_PCT
+    per_metric: dict[str, float] = field(default_factory=dict)
+
+    def pct(self, metric: Metric) -> float:
+        """The threshold for one metric."""
+        return self.per_metric.get(metric.key, self.default_pct)
+
+
+def _percent(text: str, item: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise CompareError(f"--threshold {item!r}: use a percentage like 5% or METRIC=2%")
+    return value
+
+
+def parse_thresholds(items: list[str]) -> Thresholds:
+    """`5%` sets the default; `METRIC=2%` sets one metric (bare numbers are percent too)."""
+    default, per_metric = DEFAULT_THRESHOLD_PCT, {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            default = _percent(item, item)
+            continue
+        if name not in METRIC_BY_KEY:
+            raise CompareError(f"--threshold {item!r}: unknown metric {name!r}; valid: {', '.join(METRIC_BY_KEY)}")
+        per_metric[name] = _percent(value, item)
+    return Thresholds(default, per_metric)
+
+
+def metrics_help() -> str:
+    """`compare --metric` help, generated from the metric registry so it cannot drift."""
+    gated = " ".join(m.key for m in METRICS if m.gate)
+    others = " ".join(m.key for m in METRICS if not m.gate)
+    return f"figures to compare and gate on (default, gated: {gated}; on request: {others})"
+
+
+def select_metrics(keys: list[str] | None) -> list[Metric]:
+    """The named metrics (all of them gate), or the default gated set."""
+    if not keys:
+        return [m for m in METRICS if m.gate]
+    unknown = [k for k in keys if k not in METRIC_BY_KEY]
+    if unknown:
+        raise CompareError(f"--metric {unknown[0]!r} is not known; valid: {', '.join(METRIC_BY_KEY)}")
+    return [METRIC_BY_KEY[k] for k in dict.fromkeys(keys)]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One metric of one matched case."""
+
+    case: str
+    metric: Metric
+    base: Summary | None
+    new: Summary | None
+    change_pct: float | None
+    noise: bool | None
+    verdict: str
+
+
+@dataclass
+class Comparison:
+    """Every row, the cases found on one side only, and how cases were matched."""
+
+    rows: list[Row]
+    only_base: list[str]
+    only_new: list[str]
+    note: str | None = None
+    neither: list[str] = field(default_factory=list)  # cases with no ok run on either side
+
+    @property
+    def regressions(self) -> list[Row]:
+        """Rows that fail the gate."""
+        return [r for r in self.rows if r.verdict == REGRESSED]
+
+
+def load_side(path: Path, role: str) -> tuple[list[RunRecord], list[str]]:
+    """Records of BASE or NEW; a missing path or a store without records is bad input."""
+    if not path.exists():
+        raise CompareError(f"{role} {path} does not exist; pass a results dir or file written by `fashionbench run`")
+    records, problems = read_store([path])
+    if not records:
+        raise CompareError(f"{role} {path} holds no valid records ({len(problems)} file(s) skipped); "
+                           "pass a results dir written by `fashionbench run`")
+    return records, problems
+
+
+def verdict(metric: Metric, change_pct: float | None, noise: bool | None, threshold_pct: float) -> str:
+    """REGRESSED only when worse beyond the threshold and not inside the noise of repeats."""
+    if change_pct is None:
+        return "n/a"
+    signed = change_pct if metric.higher_is_better else -change_pct  # positive = better
+    if abs(signed) <= threshold_pct:
+        return "ok"
+    if noise is False:
+        return "worse, within noise" if signed < 0 else "better, within noise"
+    return REGRESSED if signed < 0 else "improved"
+
+
+def _change(base: Summary | None, new: Summary | None) -> float | None:
+    if base is None or new is None or base.median == 0:
+        return None
+    return 100.0 * (new.median - base.median) / abs(base.median)
+
+
+def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], thresholds: Thresholds) -> Comparison:
+    """Match cases by case_key + machine (case_key alone when the sides share no machine) and compare medians."""
+    base_hosts = {r.machine.machine_id: r.machine.hostname for r in base}
+    new_hosts = {r.machine.machine_id: r.machine.hostname for r in new}
+    same_machine = bool(set(base_hosts) & set(new_hosts))
+    note = None
+    if not same_machine:
+        note = (f"BASE ({', '.join(sorted(base_hosts.values()))}) and NEW ({', '.join(sorted(new_hosts.values()))}) "
+                "share no machine: cases are matched by case_key alone, so differences include the hardware")
+    labels = {(c.case_key, c.machine.machine_id): c.label if same_machine else c.setup_label
+              for c in group_cases(base + new)}
+
+    def key(record: RunRecord) -> tuple[str, str]:
+        return (record.case_key, record.machine.machine_id if same_machine else "*")
+
+    def label(record: RunRecord) -> str:
+        return labels[(record.case_key, record.machine.machine_id)]
+
+    sides: list[dict[tuple[str, str], list[RunRecord]]] = [{}, {}]
+    names: dict[tuple[str, str], str] = {}
+    for side, records in zip(sides, (base, new)):
+        for record in records:
+            side.setdefault(key(record), []).append(record)
+            names.setdefault(key(record), label(record))
+    base_ok = {k: [r for r in v if r.status == "ok"] for k, v in sides[0].items()}
+    new_ok = {k: [r for r in v if r.status == "ok"] for k, v in sides[1].items()}
+    both = [k for k in base_ok if base_ok[k] and new_ok.get(k)]
+    rows = []
+    for k in sorted(both, key=lambda k: names[k]):
+        for metric in metrics:
+            b = summarize(metric.get(r) for r in base_ok[k])
+            n = summarize(metric.get(r) for r in new_ok[k])
+            if b is None and n is None:
+                continue
+            change, noise = _change(b, n), beyond_noise(b, n)
+            rows.append(Row(names[k], metric, b, n, change, noise, verdict(metric, change, noise, thresholds.pct(metric))))
+    only_base = sorted(_missing(names[k], sides[1].get(k, [])) for k in base_ok if base_ok[k] and not new_ok.get(k))
+    only_new = sorted(_missing(names[k], sides[0].get(k, [])) for k in new_ok if new_ok[k] and not base_ok.get(k))
+    neither = sorted(f"{names[k]} (BASE: {_statuses(sides[0].get(k, []))}; NEW: {_statuses(sides[1].get(k, []))})"
+                     for k in set(sides[0]) | set(sides[1]) if not base_ok.get(k) and not new_ok.get(k))
+    return Comparison(rows, only_base, only_new, note, neither)
+
+
+def _statuses(records: list[RunRecord]) -> str:
+    return ", ".join(sorted({r.status for r in records})) or "absent"
+
+
+def _missing(name: str, other_side: list[RunRecord]) -> str:
+    # Say why a case is unmatched: absent on the other side, or there without an ok run.
+    return f"{name} (other side: {_statuses(other_side)})" if other_side else name
+
+
+def _fmt(metric: Metric, stats: Summary | None) -> str:
+    if stats is None:
+        return "—"
+    spread = f" ±{metric.format(stats.iqr / 2)}" if stats.n > 1 else ""
+    return f"{metric.format(stats.median)}{spread} (n={stats.n})"
+
+
+def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
+    """Fixed-width table, then the unmatched cases and a one-line verdict."""
+    header = ("case", "figure", "base", "new", "change", "beyond noise", "verdict")
+    noise_text = {True: "yes (IQRs apart)", False: "no (IQRs overlap)", None: "n/a (n<2)"}
+    body = [(r.case, r.metric.key, _fmt(r.metric, r.base), _fmt(r.metric, r.new),
+             "—" if r.change_pct is None else f"{r.change_pct:+.1f}%", noise_text[r.noise], r.verdict)
+            for r in comparison.rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    lines = []
+    if comparison.note:
+        lines.append(f"note: {comparison.note}")
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
+    for title, items in (("only in BASE", comparison.only_base), ("only in NEW", comparison.only_new),
+                         ("no ok run on either side", comparison.neither)):
+        if items:
+            lines.append(f"{title} ({len(items)}): " + "; ".join(items))
+    bad = comparison.regressions
+    lines.append(f"{len(bad)} regression(s) beyond the threshold (default {thresholds.default_pct:g}%"
+                 + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
+                 + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
+    return "\n".join(lines)
+
+
+def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str]) -> tuple[str, list[str], int]:
+    """Table text, skipped-file lines and the exit code (0 ok, 1 regression); raises CompareError on bad input."""
+    metrics = select_metrics(metric_keys)
+    thresholds = parse_thresholds(threshold_items)
+    base_records, base_problems = load_side(base, "BASE")
+    new_records, new_problems = load_side(new, "NEW")
+    comparison = compare(base_records, new_records, metrics, thresholds)
+    if not comparison.rows:
+        # A gate that compared nothing must not pass: the two sides were almost surely run with other settings.
+        raise CompareError(f"BASE and NEW share no case with ok runs ({len(comparison.only_base)} only in BASE, "
+                           f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
+    code = EXIT_REGRESSION if comparison.regressions else EXIT_OK
+    return format_table(comparison, thresholds), base_problems + new_problems, code

@@ -1,0 +1,161 @@
+"""`fashionbench report`: one self-contained HTML file (plots embedded) plus PNGs and summary.csv from result stores."""
+
+from __future__ import annotations
+
+import csv
+import math
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from suite.record.schema import read_store
+from suite.report import plots, sections
+from suite.report.cases import METRIC_BY_KEY, Case, default_targets, group_cases, pareto_front
+from suite.report.claims import REFERENCE, RULES, check_claims, overall
+from suite.report.curves import RULE as OVERFIT_RULE
+from suite.report.prices import PriceError, load_prices
+
+DEFAULT_REGRESSION_PCT = 5.0
+
+
+class ReportError(ValueError):
+    """Bad input to the report (missing dir, no records, bad prices); one line naming the fix."""
+
+
+@dataclass
+class ReportInputs:
+    """What the report reads and where it writes."""
+
+    results: list[Path]
+    out: Path
+    asv_results: Path | None = None
+    pytest_benchmark: list[Path] = field(default_factory=list)
+    prices: Path | None = None
+    targets: dict[str, float] = field(default_factory=dict)  # task → validation accuracy; defaults per task
+    regression_pct: float = DEFAULT_REGRESSION_PCT
+    repo: Path = Path(".")  # git checkout that knows the asv commits (for their messages)
+
+
+def default_out_dir(root: Path = Path("reports")) -> Path:
+    """reports/<date>-<host>/ for the machine making the report."""
+    return root / f"{datetime.now().strftime('%Y-%m-%d')}-{socket.gethostname()}"
+
+
+def parse_targets(items: list[str]) -> dict[str, float]:
+    """`0.85` (10-class) or `TASK=ACC` items into task → target; bad values raise ReportError."""
+    targets: dict[str, float] = {}
+    known = sorted(default_targets())
+    for item in items:
+        task, _, value = item.rpartition("=")
+        task = task or "10-class"
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if task not in known or not 0 < number <= 1:
+            raise ReportError(f"--target {item!r}: use ACC in (0, 1] or TASK=ACC with TASK one of {', '.join(known)}")
+        targets[task] = number
+    return targets
+
+
+def check_inputs(inputs: ReportInputs) -> dict[str, float]:
+    """Fail early, before anything is written, on paths that do not exist or a bad prices file; return the prices."""
+    for path in inputs.results:
+        if not path.exists():
+            raise ReportError(f"results path {path} does not exist; pass --results DIR with records from `fashionbench run`")
+    if inputs.asv_results and not inputs.asv_results.is_dir():
+        raise ReportError(f"--asv-results {inputs.asv_results} is not a directory; pass asv's results_dir (.asv/results)")
+    for path in inputs.pytest_benchmark:
+        if not path.is_file():
+            raise ReportError(f"--pytest-benchmark {path} is not a file; pass the JSON from pytest --benchmark-json FILE")
+    if inputs.prices is None:
+        return {}
+    if not inputs.prices.is_file():
+        raise ReportError(f"--prices {inputs.prices} is not a file; see reports/README.md for the format")
+    try:
+        return load_prices(inputs.prices)
+    except PriceError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def write_summary_csv(path: Path, cases: list[Case]) -> None:
+    """Medians, quartiles, min, max and n of every summary figure per case and machine."""
+    metrics = [METRIC_BY_KEY[k] for k in (*sections.SUMMARY_KEYS, "steady_epoch_s")]
+    header = ["task", "label", "framework", "model", "device", "hostname", "machine_id", "case_key", "runs", "ok_runs"]
+    header += [f"{m.key}_{s}" for m in metrics for s in ("median", "q1", "q3", "min", "max", "n")]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for c in cases:
+            row: list[Any] = [c.task, c.label, c.spec.framework, c.spec.model, c.spec.device, c.machine.hostname,
+                              c.machine.machine_id, c.case_key, len(c.records), len(c.ok)]
+            for m in metrics:
+                s = c.stats(m)
+                row += [s.median, s.q1, s.q3, s.min, s.max, s.n] if s else ["", "", "", "", "", 0]
+            writer.writerow(row)
+
+
+def _jinja() -> jinja2.Environment:
+    # Autoescape everything: hostnames, errors and commit messages come from files anyone can write.
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("suite", "templates"), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.globals["inf"] = math.inf
+    environment.filters["utc"] = _utc
+    return environment
+
+
+def _utc(ms: int | None) -> str:
+    # asv stores commit dates as JavaScript timestamps (ms since the epoch).
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M") if ms else "—"
+
+
+def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
+    """Read everything, write index.html, the PNGs and summary.csv; return the page and the skipped-input lines."""
+    prices = check_inputs(inputs)
+    records, problems = read_store(inputs.results)
+    if not records:
+        detail = f" ({len(problems)} file(s) skipped: {problems[0]})" if problems else ""
+        raise ReportError(f"no valid records in {' '.join(map(str, inputs.results))}{detail}; "
+                          "run `fashionbench run` first")
+    targets = {**default_targets(), **inputs.targets}
+    inputs.out.mkdir(parents=True, exist_ok=True)
+    images = sections.Images(inputs.out)
+    cases = group_cases(records)
+    ok_cases = [c for c in cases if c.ok]
+    acc, speed = METRIC_BY_KEY["test_accuracy"], METRIC_BY_KEY["train_samples_per_s"]
+    fronts = {t: pareto_front([c for c in ok_cases if c.task == t], speed, acc) for t in sorted({c.task for c in ok_cases})}
+    curve_items, curve_runs = sections.curves_section(ok_cases)
+    claims = check_claims(records)
+    context = {
+        "title": "fashionbench report",
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sources": [str(p) for p in inputs.results],
+        "n_records": len(records), "n_ok": sum(r.status == "ok" for r in records),
+        "n_cases": len(cases), "n_machines": len({c.machine.machine_id for c in cases}),
+        "summary": sections.summary_section(cases, targets), "best_mark": sections.BEST_MARK,
+        "failed": sections.failed_runs(cases),
+        "claims": claims, "claims_overall": overall(claims), "claim_rules": RULES, "reference": REFERENCE,
+        "side_by_side": sections.side_by_side_rows(ok_cases), "frameworks": sorted({c.spec.framework for c in ok_cases}),
+        "variants": sections.variants_section(cases),
+        "frameworks_img": images.add("frameworks", plots.frameworks_figure(ok_cases)),
+        "pareto_img": images.add("accuracy-vs-speed", plots.pareto_figure(ok_cases, fronts)),
+        "fronts": {t: [{"label": c.label, "acc": acc.format(c.stats(acc).median),  # type: ignore[union-attr]
+                        "speed": speed.format(c.stats(speed).median)} for c in front]  # type: ignore[union-attr]
+                   for t, front in fronts.items()},
+        "curves_img": images.add("training-curves", plots.curves_figure(curve_items)),
+        "curve_runs": curve_runs, "overfit_rule": OVERFIT_RULE,
+        "per_class": sections.per_class_section(ok_cases, images),
+        "hardware": sections.hardware_section(cases, prices, inputs.prices, targets, images),
+        "commits": sections.commits_section(inputs.asv_results, inputs.pytest_benchmark, inputs.regression_pct,
+                                            inputs.repo, images, problems),
+        "environment": sections.environment_section(cases, targets),
+        "problems": problems,
+    }
+    write_summary_csv(inputs.out / "summary.csv", cases)
+    page = inputs.out / "index.html"
+    page.write_text(_jinja().get_template("report.html.j2").render(**context), encoding="utf-8")
+    return page, problems

@@ -1,0 +1,254 @@
+"""Runs a plan of cases, each in its own worker process with a timeout; every outcome becomes a stored RunRecord."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from suite.core.spec import RunSpec
+from suite.measure import probe
+from suite.measure.machine import fingerprint, git_commit
+from suite.measure.nvml import NvmlUnavailable, load_nvml
+from suite.record.schema import RunRecord, read_store, write_record
+
+STDERR_TAIL_CHARS = 4000
+PR_SET_PDEATHSIG = 1
+OOM_HINT = "out of memory; try a smaller --batch-size (or --limit) or a device with more memory"
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM arrived while a plan was running."""
+
+
+def case_env(spec: RunSpec) -> dict[str, str]:
+    """Environment fixed before the worker starts: identical thread counts for every framework, backend, GPU visibility."""
+    env = dict(os.environ)
+    threads = str(spec.threads)
+    env.update(
+        OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+        TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1",
+        KERAS_BACKEND=spec.keras_backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+    )
+    if spec.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # CPU cases must not touch (or be timed against) a GPU
+    # JAX grabs 75% of GPU memory at start-up unless told not to; like TF's memory growth, allocate on demand so
+    # device-memory figures mean what the model needs.
+    env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    return env
+
+
+@dataclass
+class WorkerResult:
+    """How a worker process ended."""
+
+    returncode: int | None
+    timed_out: bool
+    stderr_tail: str
+    output: dict[str, Any] | None
+    wall_s: float
+
+
+@dataclass
+class _Current:
+    process: subprocess.Popen[bytes] | None = None
+
+
+_current = _Current()
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the runner dies, so a killed run leaves no orphan training behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> WorkerResult:
+    """Start `python -m suite.run.worker` in its own process group; kill the whole group on timeout."""
+    with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
+        job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
+        job_path.write_text(json.dumps(job))
+        t0 = time.perf_counter()
+        with open(err_path, "wb") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            _current.process = process
+            try:
+                process.wait(timeout=timeout_s)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                kill_group(process)
+                timed_out = True
+            finally:
+                _current.process = None
+        wall_s = time.perf_counter() - t0
+        tail = err_path.read_bytes()[-STDERR_TAIL_CHARS:].decode("utf-8", "replace")
+        output = None
+        if out_path.exists() and not timed_out:
+            try:
+                output = json.loads(out_path.read_text())
+            except ValueError:
+                output = None
+        return WorkerResult(process.returncode, timed_out, tail, output, wall_s)
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and anything it started, then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def describe_exit(returncode: int | None, stderr_tail: str) -> str:
+    """One line for a worker that ended without a record: signal or exit code, OOM recognised."""
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        what = f"worker killed by {name}"
+        if name == "SIGKILL":
+            what += " (often the kernel's out-of-memory killer)"
+    else:
+        what = f"worker exited with code {returncode} without writing a record"
+    if looks_like_oom(stderr_tail):
+        what += f": {OOM_HINT}"
+    return what
+
+
+def looks_like_oom(text: str) -> bool:
+    """True for host MemoryError and CUDA OOM messages from torch and TensorFlow."""
+    markers = ("MemoryError", "CUDA out of memory", "OutOfMemoryError", "RESOURCE_EXHAUSTED", "OOM when allocating",
+               "std::bad_alloc", "Cannot allocate memory")
+    return any(m in text for m in markers)
+
+
+def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult | None) -> RunRecord:
+    """A record for a case that produced none itself (crash, timeout, interruption)."""
+    return RunRecord(
+        case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
+        error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
+        git_commit=git_commit(), threads=spec.threads,
+    )
+
+
+def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False) -> dict[str, Any] | None:
+    """The cached GEMM probe for this machine/device/threads, measured in a worker process when absent (or `force`);
+    None when the probe process failed. An "unavailable" entry (no such device) is returned but never cached."""
+    machine_id = fingerprint().machine_id
+    entry = None if force else probe.cached(machine_id, device, threads)
+    if entry is None:
+        env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
+        result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
+        if result.output is None:
+            return None
+        entry = result.output
+        if "unavailable" not in entry:
+            probe.store(machine_id, device, threads, entry)
+    return entry
+
+
+def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None]:
+    """(GEMM peak, its dtype) for the spec's precision from the cache, probing in a worker process the first time."""
+    entry = probe_entry(spec.device, spec.threads, timeout_s)
+    if entry is None:
+        return None, None
+    return probe.peak_for(entry, spec.precision)
+
+
+def no_gpu_reason() -> str | None:
+    """Why no CUDA case can run here, judged by NVML without starting a framework; None when a GPU is listed."""
+    if fingerprint().gpus:
+        return None
+    try:
+        load_nvml().nvmlShutdown()
+    except NvmlUnavailable as exc:
+        return str(exc)
+    return "NVML lists no GPU"
+
+
+def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True) -> RunRecord:
+    """One case in one fresh process; whatever happens, a RunRecord comes back."""
+    if spec.unsupported_reason:
+        return failure_record(spec, "skipped", spec.unsupported_reason, None)
+    if spec.device == "cuda" and (reason := no_gpu_reason()):
+        # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
+        return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
+    peak, peak_dtype = peak_flops(spec, timeout_s)
+    job = {
+        "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
+        "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
+    }
+    result = run_worker(job, case_env(spec), timeout_s)
+    if result.timed_out:
+        return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
+    if result.output is None:
+        return failure_record(spec, "error", describe_exit(result.returncode, result.stderr_tail), result)
+    try:
+        record = RunRecord.model_validate(result.output)
+    except ValidationError as exc:
+        return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
+    if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
+        record.error = f"{record.error} — {OOM_HINT}"
+    return record
+
+
+def completed_case_ids(results_dir: Path) -> set[str]:
+    """Case ids already recorded as finished on this machine (errors and timeouts are not finished)."""
+    records, _ = read_store([results_dir])
+    machine_id = fingerprint().machine_id
+    return {r.case_id for r in records if r.machine.machine_id == machine_id and r.status in ("ok", "diverged", "skipped")}
+
+
+@dataclass
+class PlanOutcome:
+    """What a plan run did."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    skipped_as_done: int = 0
+    interrupted: bool = False
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def run_plan(
+    specs: list[RunSpec], results_dir: Path, timeout_s: float, data_dir: str | None = None, resume: bool = False,
+    on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
+) -> PlanOutcome:
+    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and return."""
+    outcome = PlanOutcome()
+    done = completed_case_ids(results_dir) if resume else set()
+    todo = [s for s in specs if s.id not in done]
+    outcome.skipped_as_done = len(specs) - len(todo)
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index, spec in enumerate(todo, 1):
+            record = run_case(spec, timeout_s, data_dir)
+            path = write_record(record, results_dir)
+            outcome.records.append(record)
+            if on_record:
+                on_record(index, len(todo), record, path)
+    except Interrupted:
+        if _current.process is not None:
+            kill_group(_current.process)
+        outcome.interrupted = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return outcome

@@ -1,0 +1,253 @@
+"""Runs exactly one case (or the GEMM probe) in this fresh process and writes its RunRecord as JSON.
+
+Invoked by the runner as `python -m suite.run.worker JOB.json OUT.json`; never imported by the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from suite.backends import Backend, Unsupported, open_backend, skip_message
+from suite.core import data
+from suite.core.models import forward_flops_per_sample, shared_weights, train_flops_per_sample
+from suite.core.spec import RunSpec
+from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes, rss_bytes
+from suite.measure.nvml import NvmlSampler
+from suite.record.schema import EpochStats, InferenceStats, Machine, RunRecord
+from suite.record.stats import percentile_ms, time_to_accuracy_s
+
+STEP_TIMING_STEPS = 30
+INFERENCE_BUDGET_S = 1.0
+INFERENCE_WARMUP_CALLS = 3
+
+
+def eval_metrics(outputs: np.ndarray, labels: np.ndarray, binary: bool) -> tuple[float, np.ndarray]:
+    """Mean loss and predicted classes from raw outputs, computed the same way for both frameworks."""
+    if binary:
+        p = np.clip(outputs.reshape(-1).astype(np.float64), 1e-7, 1 - 1e-7)
+        loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+        return float(loss), (p >= 0.5).astype(np.int64)
+    logits = outputs.astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -np.mean(log_probs[np.arange(len(labels)), labels])
+    return float(loss), logits.argmax(axis=1)
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted."""
+    return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+
+
+def pin_cpus(threads: int) -> list[int]:
+    """Restrict the process to `threads` CPUs when fewer than all: XLA (JAX) has no thread-count setting, so this is
+    how every framework gets the same number of cores. Returns the CPUs the process may run on."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads < len(allowed):
+        os.sched_setaffinity(0, allowed[:threads])
+    return sorted(os.sched_getaffinity(0))
+
+
+class Case:
+    """One case's state while it runs; fills a RunRecord field by field."""
+
+    def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
+                 monitoring: bool = True, peak_flops_dtype: str | None = None) -> None:
+        self.spec = spec
+        self.record = RunRecord(
+            case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
+            git_commit=None, peak_flops_per_s=peak_flops_per_s, peak_flops_dtype=peak_flops_dtype,
+            threads=spec.threads, monitoring=monitoring,
+        )
+        self.data_dir = data_dir
+        self.binary = spec.model == "binary"
+
+    def run(self) -> RunRecord:
+        """Set up, train, evaluate and profile; the record says how far it got."""
+        spec, rec = self.spec, self.record
+        cpus = pin_cpus(spec.threads)
+        t0 = time.perf_counter()
+        backend, rec.framework_info = open_backend(spec)
+        rec.framework_info["cpu_affinity"] = cpus
+        rec.import_s = time.perf_counter() - t0
+        rec.host_rss_baseline_bytes = rss_bytes()
+
+        prepared = data.prepare(data.load(self.data_dir), spec.task, spec.seed, spec.limit)
+        rec.class_names = list(prepared.class_names)
+        t0 = time.perf_counter()
+        backend.build(spec, shared_weights(spec) if spec.init == "shared" else None)
+        rec.build_s = time.perf_counter() - t0
+        rec.params = backend.trainable_params()
+        rec.forward_flops_per_sample = forward_flops_per_sample(spec)
+        rec.train_flops_per_sample = train_flops_per_sample(spec)
+        backend.load_data(prepared)
+
+        # monitoring=False exists only so the overhead benchmark can compare against a run without samplers.
+        sampler = NvmlSampler() if spec.device == "cuda" and rec.monitoring else None
+        if sampler:
+            sampler.start()
+        try:
+            self._train(backend, prepared, sampler)
+            if rec.status == "ok":
+                self._test(backend, prepared)
+                self._profile(backend, sampler)
+        finally:
+            if sampler:
+                sampler.stop()
+                rec.nvml_used_peak_bytes = sampler.peak_used_bytes()
+        rec.host_rss_peak_bytes = peak_rss_bytes()
+        return rec
+
+    def _train(self, backend: Backend, prepared: data.Prepared, sampler: NvmlSampler | None) -> None:
+        spec, rec = self.spec, self.record
+        n_train = len(prepared.y_train)
+        rec.train_samples = n_train
+        best_loss, best_state, bad_epochs = math.inf, None, 0
+        backend.reset_device_memory_peak()
+        host = HostSampler() if rec.monitoring else nullcontext()
+        with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
+            for epoch in range(1, spec.epochs + 1):
+                order = data.batch_order(n_train, spec.seed, epoch)
+                t0 = time.perf_counter()
+                images = data.augment(prepared.x_train, spec.seed, epoch) if spec.augment else None
+                loss, accuracy = backend.train_epoch(order, images)
+                backend.sync()
+                train_s = time.perf_counter() - t0
+                if not math.isfinite(loss):
+                    rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
+                    rec.status, rec.diverged_epoch = "diverged", epoch
+                    rec.error = f"training loss became {loss} at epoch {epoch}; lower --lr (now {spec.lr}) or add --batchnorm"
+                    return
+                val_loss, val_pred = eval_metrics(backend.outputs("val"), prepared.y_val, self.binary)
+                rec.history.append(EpochStats(
+                    epoch=epoch, train_loss=loss, train_accuracy=accuracy, val_loss=val_loss,
+                    val_accuracy=float(np.mean(val_pred == prepared.y_val)), train_s=train_s,
+                ))
+                if spec.early_stopping is not None:
+                    if val_loss < best_loss:
+                        best_loss, best_state, bad_epochs, rec.best_epoch = val_loss, backend.snapshot(), 0, epoch
+                    else:
+                        bad_epochs += 1
+                        if bad_epochs >= spec.early_stopping:
+                            break
+        if best_state is not None:
+            backend.restore(best_state)
+        rec.cpu_util_pct = cpu.util_pct
+        rec.cpu_util_p95_pct = host.p95_pct() if isinstance(host, HostSampler) else None
+        for name, value in backend.device_memory().items():
+            setattr(rec, name, value)
+        self._throughput()
+
+    def _throughput(self) -> None:
+        rec = self.record
+        epoch_s = [h.train_s for h in rec.history]
+        rec.first_epoch_s = epoch_s[0]
+        rec.train_total_s = float(sum(epoch_s))
+        rec.train_first_epoch_samples_per_s = rec.train_samples / epoch_s[0]
+        if len(epoch_s) > 1:
+            rec.steady_epoch_s = float(np.median(epoch_s[1:]))
+            rec.warmup_s = rec.first_epoch_s - rec.steady_epoch_s
+            rec.train_steady_samples_per_s = rec.train_samples / rec.steady_epoch_s
+            rec.achieved_train_flops_per_s = rec.train_steady_samples_per_s * rec.train_flops_per_sample
+            if rec.peak_flops_per_s:
+                rec.mfu_pct = 100.0 * rec.achieved_train_flops_per_s / rec.peak_flops_per_s
+        rec.time_to_accuracy_s = time_to_accuracy_s(
+            epoch_s, [h.val_accuracy for h in rec.history], self.spec.effective_targets
+        )
+
+    def _test(self, backend: Backend, prepared: data.Prepared) -> None:
+        rec = self.record
+        loss, predicted = eval_metrics(backend.outputs("test"), prepared.y_test, self.binary)
+        matrix = confusion(prepared.y_test, predicted, len(prepared.class_names))
+        rec.test_loss = loss
+        rec.test_accuracy = float(np.mean(predicted == prepared.y_test))
+        rec.confusion_matrix = matrix.tolist()
+        rec.per_class_accuracy = (np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)).tolist()
+
+    def _profile(self, backend: Backend, sampler: NvmlSampler | None) -> None:
+        rec = self.record
+        steps = backend.step_times_s(STEP_TIMING_STEPS)
+        rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
+        with sampler.phase("inference") if sampler else nullcontext():
+            for batch_size in self.spec.infer_batch_sizes:
+                rec.inference.append(measure_inference(backend, batch_size))
+        if sampler:
+            rec.gpu_train, rec.gpu_inference = sampler.stats("train"), sampler.stats("inference")
+            if rec.gpu_train.energy_j is not None and rec.train_total_s:
+                trained = rec.train_samples * len(rec.history)
+                rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
+
+
+def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:
+    """Latency percentiles and throughput at one batch size; the call count is sized to a ~1 s budget."""
+    probe = backend.inference_latencies_s(batch_size, calls=2, warmup_calls=INFERENCE_WARMUP_CALLS)
+    calls = int(min(300, max(10, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
+    times = backend.inference_latencies_s(batch_size, calls=calls, warmup_calls=1)
+    return InferenceStats(
+        batch_size=batch_size, calls=calls, samples_per_s=batch_size * len(times) / float(sum(times)),
+        latency_ms_p50=percentile_ms(times, 50), latency_ms_p95=percentile_ms(times, 95),
+        latency_ms_p99=percentile_ms(times, 99),
+    )
+
+
+def run_job(job: dict[str, Any]) -> RunRecord:
+    """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
+    spec = RunSpec.from_dict(job["spec"])
+    case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
+                job.get("monitoring", True), job.get("peak_flops_dtype"))
+    t0 = time.perf_counter()
+    try:
+        record = case.run()
+    except Unsupported as exc:
+        record = case.record
+        record.status, record.error = "skipped", skip_message(spec, exc)
+    except data.DataError as exc:
+        record = case.record
+        record.status, record.error = "error", str(exc)
+    except Exception as exc:  # the record must say what went wrong rather than lose the case
+        record = case.record
+        record.status, record.error = "error", f"{type(exc).__name__}: {exc}"
+        record.stderr_tail = traceback.format_exc()[-4000:]
+    record.git_commit = job.get("git_commit")
+    record.wall_s = time.perf_counter() - t0
+    return record
+
+
+def run_bare(request: dict[str, Any]) -> dict[str, Any]:
+    """Time a hand-written reference loop on the same data the suite would use (calibration only)."""
+    from suite.backends.bare_loops import LOOPS
+
+    spec = RunSpec.from_dict(request["spec"])
+    prepared = data.prepare(data.load(request.get("data_dir")), spec.task, spec.seed, spec.limit)
+    epoch_s = LOOPS[spec.framework](spec.model, prepared.x_train, prepared.y_train, spec.batch_size, spec.epochs,
+                                    spec.threads)
+    return {"epoch_s": epoch_s, "train_samples": len(prepared.y_train)}
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: `python -m suite.run.worker JOB.json OUT.json`."""
+    job = json.loads(Path(argv[0]).read_text())
+    out = Path(argv[1])
+    if job.get("probe"):
+        from suite.run.probe_job import run_probe
+
+        out.write_text(json.dumps(run_probe(job["probe"])))
+    elif job.get("bare"):
+        out.write_text(json.dumps(run_bare(job["bare"])))
+    else:
+        out.write_text(run_job(job).model_dump_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
