@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from suite.bench import calibrate
 from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
+from suite.run.executors import LocalExecutor
 from suite.run.runner import run_plan
 
 MFU_GOAL_PCT = {"dense": 40.0, "cnn": 50.0}
@@ -174,7 +175,7 @@ def run_targets(results: Path, threads: int, rounds: int, timeout_s: float, only
         for v in verdicts:
             say(v.line())
     if "variants" in only:
-        outcome = run_plan(candidate_specs(threads), results, timeout_s)
+        outcome = run_plan(candidate_specs(threads), results, LocalExecutor(timeout_s))
         pairs = best_variants(outcome.records)
         for line in variant_table(pairs):
             say(line)
@@ -188,6 +189,6 @@ def run_targets(results: Path, threads: int, rounds: int, timeout_s: float, only
         for framework in ("torch", "keras"):
             base = RunSpec(framework=framework, model="cnn", device="cpu", threads=threads, **SCREEN_SETTINGS["cnn"])
             specs = [replace(base, seed=base.seed + i, repeat=i) for i in range(CV_REPEATS)]
-            verdicts.append(repeat_noise_target(run_plan(specs, results, timeout_s).records))
+            verdicts.append(repeat_noise_target(run_plan(specs, results, LocalExecutor(timeout_s)).records))
             say(verdicts[-1].line())
     return verdicts
