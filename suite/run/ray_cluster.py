@@ -11,7 +11,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -24,7 +26,9 @@ SLOT = "fashionbench-slot"
 KIND_PREFIX = "kind:"
 # What a case asks of its node's kind:NAME resource: the kind is a label to match, never a limit.
 KIND_SHARE = 0.001
-# How often the driver looks for kinds that lost their last node while nothing finishes.
+# How long one wait for a finished case lasts (an interrupt is acted on within it), and how often the driver looks
+# for kinds that lost their last node.
+WAIT_S = 0.5
 POLL_S = 2.0
 CONNECT_TIMEOUT_S = 5.0
 
@@ -106,6 +110,21 @@ def run_on_node(spec_dict: dict[str, Any], timeout_s: float, data_dir: str | Non
     record.node_id = ray.get_runtime_context().get_node_id()
     record.node_ip = ray.util.get_node_ip_address()
     return record.model_dump(mode="json")
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while Ray's core waits (an exception raised from a handler inside it surfaces as a
+    SystemError) and raise them again right after, where the usual handler (run_plan's) can act."""
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 @contextlib.contextmanager
@@ -194,11 +213,14 @@ class RayExecutor:
             options = dict(num_cpus=0, num_gpus=1 if job.spec.device == "cuda" else 0, resources=resources,
                            max_retries=self.retries, retry_exceptions=False, name=f"fashionbench {job.spec.id}")
             self._pending[task.options(**options).remote(job.spec.to_dict(), self.timeout_s, self.data_dir)] = job
+        checked = time.monotonic()
         while self._pending:
-            ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=POLL_S)
+            with deferred_signals():
+                ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=WAIT_S)
             for ref in ready:
                 yield self._collect(ref)
-            if not ready:
+            if time.monotonic() - checked > POLL_S:
+                checked = time.monotonic()
                 yield from self._stranded()
 
     def _no_node_reason(self, job: Job, nodes: list[Node]) -> str | None:
@@ -218,7 +240,9 @@ class RayExecutor:
 
         job = self._pending.pop(ref)
         try:
-            record = RunRecord.model_validate(ray.get(ref))
+            with deferred_signals():
+                output = ray.get(ref)
+            record = RunRecord.model_validate(output)
         except RayError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             record = failure_record(job.spec, "error", f"{type(exc).__name__} after {self.retries} retr"
