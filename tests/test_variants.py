@@ -17,7 +17,8 @@ import pytest
 from suite.backends import DeviceUnavailable, Unsupported, open_backend, skip_message
 from suite.core.spec import KERAS_BACKENDS, PRECISIONS, RunSpec, SpecError, grid
 from suite.measure import probe
-from suite.record.schema import RunRecord, read_store
+from suite.record.schema import RunRecord
+from suite.record.store import read_store
 from tests.conftest import REPO, needs_data, run_cli
 from tests.test_cuda_paths import FakeTfConfig
 
