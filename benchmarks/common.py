@@ -11,7 +11,7 @@ try:
     from suite.record.schema import RunRecord
     from suite.run.resident import ResidentCase
 except ImportError:  # asv runs these benchmarks against commits from before the layered packages too
-    from suite.report_cases import METRIC_BY_KEY, MIB  # type: ignore[no-redef]  # noqa: F401 (memory.py reads MIB here)
+    from suite.report_cases import METRIC_BY_KEY, MIB  # type: ignore[no-redef]
     from suite.resident import ResidentCase  # type: ignore[no-redef]
     from suite.results import RunRecord  # type: ignore[no-redef]
 
@@ -36,18 +36,23 @@ def figure(value: float | None, per_unit: float = 1.0) -> float:
     return float(value) * per_unit if value is not None and math.isfinite(value) else math.nan
 
 
-def tracked(key: str, unit: str, doc: str, per_unit: float = 1.0) -> Callable[..., float]:
-    """A track_* method reporting one registry metric of the case's record, in `unit` (the metric's value × per_unit).
+# The units asv has always shown; MiB figures go out in bytes so their history does not jump by 2**20.
+ASV_UNITS = {"": ("fraction", 1.0), "s": ("seconds", 1.0), "MiB": ("bytes", MIB)}
 
-    The method's name, not the metric key, names the asv benchmark: keep names when keys change, asv keys history by them.
+
+def tracked(key: str) -> Callable[..., float]:
+    """A track_* method reporting one registry metric of the case's record, with the metric's doc and unit.
+
+    The attribute name, not the metric key, names the asv benchmark: keep it when keys change, asv keys history by it.
     """
     metric = find_metric(key)
+    unit, per_unit = ASV_UNITS.get(metric.unit, (metric.unit, 1.0)) if metric is not None else ("unit", 1.0)
 
     def track(self: Any, records: Any, *params: Any) -> float:
         return figure(metric.get(self.record) if metric is not None else None, per_unit)
 
     track.unit = unit  # type: ignore[attr-defined]
-    track.__doc__ = doc
+    track.__doc__ = getattr(metric, "doc", None) or key
     return track
 
 

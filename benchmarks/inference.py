@@ -9,8 +9,8 @@ class Inference(CaseBenchmark):
     """Forward-only figures measured by the isolated run after training (outputs copied to host)."""
 
     # The grid measures at LATENCY_BATCH and THROUGHPUT_BATCH only: the registry's smallest/largest batch figures.
-    track_samples_per_s = tracked("infer_samples_per_s", "samples/s", "Samples per second in eval mode at batch size 1024.")
-    track_latency_p50_ms = tracked("latency_p50_ms", "ms", "Median latency of one single-image forward call.")
+    track_samples_per_s = tracked("infer_samples_per_s")
+    track_latency_p50_ms = tracked("latency_p50_ms")
 
 
 class InferencePass(TimedCase):

@@ -33,9 +33,6 @@ class CnnSweep:
         """Skipped cases raise NotImplementedError (asv's n/a); failed cases fail the benchmark with their error."""
         self.record = plans.usable_record(records[(framework, device, batch_size, precision)])
 
-    track_train_samples_per_s = tracked("train_samples_per_s", "samples/s", "Steady-state training throughput: "
-                                        "samples / median epoch time of epochs 2..N (validation excluded).")
-    track_mfu_pct = tracked("mfu_pct", "%", "Model FLOP/s in steady-state training as a percentage of the device's "
-                            "GEMM peak in the case's precision.")
-    track_test_accuracy = tracked("test_accuracy", "fraction", "Accuracy on the 10,000-image test split after the last "
-                                  "epoch: shows what a faster setting costs.")
+    track_train_samples_per_s = tracked("train_samples_per_s")
+    track_mfu_pct = tracked("mfu_pct")
+    track_test_accuracy = tracked("test_accuracy")

@@ -8,16 +8,11 @@ from .common import CaseBenchmark, Records, TimedCase, tracked
 class Training(CaseBenchmark):
     """Figures of one isolated training run per case."""
 
-    track_test_accuracy = tracked("test_accuracy", "fraction", "Accuracy on the 10,000-image test split "
-                                  "(T-shirt/Shirt test images for binary) after the last epoch.")
-    track_train_samples_per_s = tracked("train_samples_per_s", "samples/s", "Steady-state training throughput: "
-                                        "samples / median epoch time of epochs 2..N (validation excluded).")
-    track_first_epoch_s = tracked("first_epoch_s", "seconds", "Epoch 1 training time, which includes tracing, "
-                                  "compilation and warm-up.")
-    track_time_to_target_s = tracked("time_to_target_s", "seconds", "Training seconds until validation accuracy "
-                                     "first reaches the model's default target; n/a if never.")
-    track_mfu_pct = tracked("mfu_pct", "%", "Model FLOP/s in steady-state training as a percentage of the device's "
-                            "measured fp32 GEMM peak.")
+    track_test_accuracy = tracked("test_accuracy")
+    track_train_samples_per_s = tracked("train_samples_per_s")
+    track_first_epoch_s = tracked("first_epoch_s")
+    track_time_to_target_s = tracked("time_to_target_s")
+    track_mfu_pct = tracked("mfu_pct")
 
 
 class TrainEpoch(TimedCase):

@@ -37,6 +37,7 @@ class Metric:
     views: frozenset[View] = frozenset()
     aliases: tuple[str, ...] = ()  # earlier keys, still accepted by `compare --metric/--threshold`
     asv: tuple[str, ...] = ()  # the asv track_* methods that report it (asv keys history by these names)
+    doc: str = ""  # one sentence: what is measured and how (asv shows it beside the track)
 
     def better(self, a: float, b: float) -> bool:
         """True when a is strictly better than b."""
@@ -94,45 +95,59 @@ def time_to_target_s(record: RunRecord, target: float | None = None) -> float | 
 def time_to_target_metric(target: float) -> Metric:
     """Time to one accuracy target: the report's per-task column and the terminal table's per-target columns."""
     return Metric(f"time_to_{target:g}_s", f"time to {target:g} s", "s", False, ".2f",
-                  lambda record: time_to_target_s(record, target), gate=False)
+                  lambda record: time_to_target_s(record, target), gate=False,
+                  doc=f"Training seconds until validation accuracy first reaches {target:g}.")
 
 
 def _gpu_util(record: RunRecord) -> float | None:
     return record.gpu_train.util_mean_pct if record.gpu_train else None
 
 
+ALL_VIEWS: frozenset[View] = frozenset({"summary", "frameworks", "variants", "table"})
 METRICS: tuple[Metric, ...] = (
-    Metric("test_accuracy", "test accuracy", "", True, ".4f", lambda r: r.test_accuracy,
-           views=frozenset({"summary", "frameworks", "variants", "table"}), asv=("track_test_accuracy",)),
+    Metric("test_accuracy", "test accuracy", "", True, ".4f", lambda r: r.test_accuracy, views=ALL_VIEWS,
+           asv=("track_test_accuracy",), doc="Accuracy on the test split (T-shirt/Shirt test images for binary) after the last epoch."),
     Metric("train_samples_per_s", "train samples/s", "samples/s", True, ",.0f", lambda r: r.train_steady_samples_per_s,
-           views=frozenset({"summary", "frameworks", "variants", "table"}), asv=("track_train_samples_per_s",)),
+           views=ALL_VIEWS, asv=("track_train_samples_per_s",),
+           doc="Steady-state training throughput: samples / median epoch time of epochs 2..N (validation excluded)."),
     Metric("first_epoch_s", "first epoch s", "s", False, ".2f", lambda r: r.first_epoch_s,
-           views=frozenset({"summary", "frameworks", "table"}), asv=("track_first_epoch_s",)),
+           views=frozenset({"summary", "frameworks", "table"}), asv=("track_first_epoch_s",),
+           doc="Epoch 1 training time, which includes tracing, compilation and warm-up."),
     Metric("warmup_s", "warm-up s", "s", False, ".2f", lambda r: r.warmup_s, gate=False,
-           views=frozenset({"variants", "table"})),
+           views=frozenset({"variants", "table"}), doc="first_epoch_s - steady_epoch_s: the one-off cost of epoch 1."),
     Metric("steady_epoch_s", "steady epoch s", "s", False, ".3f", lambda r: r.steady_epoch_s,
-           views=frozenset({"frameworks", "table"})),
+           views=frozenset({"frameworks", "table"}), doc="Median training time of epochs 2..N, device synchronised."),
     Metric("infer_samples_per_s", "infer samples/s", "samples/s", True, ",.0f", _infer_largest,
-           views=frozenset({"summary", "frameworks", "table"}), asv=("track_samples_per_s",)),
+           views=frozenset({"summary", "frameworks", "table"}), asv=("track_samples_per_s",),
+           doc="Eval-mode samples per second at the largest batch measured (1024 in the asv grid)."),
     Metric("latency_p50_ms", "latency p50 ms", "ms", False, ".3f", _latency("p50"),
-           views=frozenset({"summary", "frameworks", "table"}), asv=("track_latency_p50_ms",)),
-    Metric("latency_p99_ms", "latency p99 ms", "ms", False, ".3f", _latency("p99"), views=frozenset({"summary"})),
+           views=frozenset({"summary", "frameworks", "table"}), asv=("track_latency_p50_ms",),
+           doc="Median latency of one forward call at the smallest batch measured (1 in the asv grid)."),
+    Metric("latency_p99_ms", "latency p99 ms", "ms", False, ".3f", _latency("p99"), views=frozenset({"summary"}),
+           doc="99th-percentile latency of one forward call at the smallest batch measured."),
     Metric("rss_peak_mib", "peak RSS MiB", "MiB", False, ",.0f", lambda r: _mib(r.host_rss_peak_bytes),
-           views=frozenset({"summary", "table"}), aliases=("peak_rss_mib",), asv=("track_host_rss_peak_bytes",)),
+           views=frozenset({"summary", "table"}), aliases=("peak_rss_mib",), asv=("track_host_rss_peak_bytes",),
+           doc="Peak resident set size of the worker process over the whole case."),
     Metric("device_peak_mib", "peak device MiB", "MiB", False, ",.0f", lambda r: _mib(device_peak_bytes(r)),
            applies_to="cuda", views=frozenset({"summary"}), aliases=("peak_device_mib",),
-           asv=("track_device_alloc_peak_bytes",)),
+           asv=("track_device_alloc_peak_bytes",),
+           doc="Framework allocator peak during training (torch, TensorFlow or JAX; NVML used when none)."),
     Metric("nvml_used_peak_mib", "NVML used peak MiB", "MiB", False, ",.0f", lambda r: _mib(r.nvml_used_peak_bytes),
-           gate=False, applies_to="cuda", asv=("track_nvml_used_peak_bytes",)),
+           gate=False, applies_to="cuda", asv=("track_nvml_used_peak_bytes",),
+           doc="Peak device memory in use as NVML sees it (CUDA context and allocator cache included)."),
     Metric("gpu_util_mean_pct", "GPU util %", "%", True, ".0f", _gpu_util, gate=False, applies_to="cuda",
-           views=frozenset({"summary"}), aliases=("gpu_util_pct",), asv=("track_util_pct",)),
+           views=frozenset({"summary"}), aliases=("gpu_util_pct",), asv=("track_util_pct",),
+           doc="Mean GPU utilisation sampled by NVML during training."),
     Metric("energy_per_1k_samples_j", "J / 1k samples", "J", False, ".2f", lambda r: r.energy_per_1k_train_samples_j,
            applies_to="cuda", views=frozenset({"summary"}), aliases=("energy_per_1k_j",),
-           asv=("track_energy_per_1k_samples_j",)),
-    Metric("mfu_pct", "MFU %", "%", True, ".2f", lambda r: r.mfu_pct,
-           views=frozenset({"summary", "variants", "table"}), asv=("track_mfu_pct",)),
+           asv=("track_energy_per_1k_samples_j",),
+           doc="GPU energy per 1,000 training samples (NVML energy counter, else power × time)."),
+    Metric("mfu_pct", "MFU %", "%", True, ".2f", lambda r: r.mfu_pct, views=frozenset({"summary", "variants", "table"}),
+           asv=("track_mfu_pct",),
+           doc="Model FLOP/s in steady-state training as a percentage of the device's GEMM peak in the case's precision."),
     Metric("time_to_target_s", "time to target s", "s", False, ".2f", time_to_target_s, gate=False,
-           aliases=("recorded_tta_s",), asv=("track_time_to_target_s",)),
+           aliases=("recorded_tta_s",), asv=("track_time_to_target_s",),
+           doc="Training seconds until validation accuracy first reaches the case's first target; n/a if never."),
 )
 METRIC_BY_KEY = {m.key: m for m in METRICS}
 ALIASES = {alias: m.key for m in METRICS for alias in m.aliases}
