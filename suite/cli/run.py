@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
 from suite.core import data
 from suite.core import spec as specs
-from suite.record.schema import RunRecord, ensure_writable
+from suite.record.schema import RunRecord
+from suite.record.store import ensure_writable
 
 if TYPE_CHECKING:
     from suite.run.executors import Executor
