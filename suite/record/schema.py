@@ -30,6 +30,8 @@ TIME_SCOPES = {
     "import_s": "seconds to import the framework in the worker process",
     "build_s": "seconds to build the model (and load shared weights)",
     "cpu_util_pct": "process CPU seconds / wall seconds over the training epochs (100 = one core busy)",
+    "process_wall_s": ("the worker process from start to exit, seen by the runner: interpreter start, imports, the case, "
+                       "writing its record (wall_s starts after the worker's imports)"),
 }
 
 
@@ -167,6 +169,7 @@ class RunRecord(BaseModel):
     # Where the case ran (added with the Ray executor; records without them ran locally, one case at a time).
     executor: Literal["local", "ray"] = "local"
     worker_pid: int | None = None
+    process_wall_s: float | None = None  # the worker process's whole life as the runner saw it (TIME_SCOPES)
     node_id: str | None = None
     node_ip: str | None = None
     node_kind: str | None = None

@@ -140,6 +140,7 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
         case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
         error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
         git_commit=git_commit(), threads=spec.threads, worker_pid=result.pid if result else None,
+        process_wall_s=result.wall_s if result else None,
     )
 
 
@@ -201,7 +202,7 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
-    record.worker_pid = result.pid
+    record.worker_pid, record.process_wall_s = result.pid, result.wall_s
     return record
 
 
