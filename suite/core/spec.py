@@ -21,8 +21,9 @@ PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
 # Speed settings: precision for every framework, then the framework-specific ones (grid() resets those to their
 # defaults on the other frameworks' cases).
 SPEED_DEFAULTS = {"precision": "fp32", **{name: setting.default for name, (_, setting) in SETTINGS.items()}}
+_IN_FIRST_RECORDS = {name for name, (_, setting) in SETTINGS.items() if setting.in_first_records}
 # Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
-_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if not (k in SETTINGS and SETTINGS[k][1].in_first_records)}
+_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if k not in _IN_FIRST_RECORDS}
 
 
 class SpecError(ValueError):
