@@ -10,7 +10,8 @@ import numpy as np
 from suite.core.data import Prepared
 from suite.core.spec import RunSpec
 
-_MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend"}
+_MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend",
+            "torch-ddp": "suite.backends.torch_ddp"}
 
 
 class Unsupported(RuntimeError):
@@ -71,12 +72,17 @@ class Backend(Protocol):
     def sync(self) -> None:
         """Block until queued device work is done."""
 
+    def distribution(self) -> dict[str, Any]:
+        """The data-parallel RunRecord fields: world_size, and for several replicas dist_backend, threads_per_rank,
+        comm_share_pct (those the framework can give)."""
+
 
 def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
     """A backend set up for `spec` and what it set; raises Unsupported for combinations that cannot run."""
     if spec.unsupported_reason:
         raise Unsupported(spec.unsupported_reason)
-    backend = get_backend(spec.framework)
+    # Keras runs its replicas inside one process (one backend); torch runs one process, and backend, per rank.
+    backend = get_backend("torch-ddp" if spec.framework == "torch" and spec.devices > 1 else spec.framework)
     return backend, backend.setup(spec)
 
 

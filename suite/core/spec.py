@@ -16,13 +16,17 @@ KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
 TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
 JIT_COMPILE = ("auto", "on", "off")
+LR_SCALING = ("none", "linear")
+MAX_DEVICES = 1024
 
 # Speed settings that apply to one framework only; grid() resets them to these defaults for the other framework.
 TORCH_ONLY = {"compile": "none", "channels_last": False}
 KERAS_ONLY = {"jit_compile": "auto", "steps_per_execution": 1, "keras_backend": "tensorflow"}
 SPEED_DEFAULTS = {"precision": "fp32", **TORCH_ONLY, **KERAS_ONLY}
+# Data-parallel axes: --devices N replicas, each with --batch-size samples per step, and the learning-rate rule.
+SCALING_DEFAULTS = {"devices": 1, "lr_scaling": "none"}
 # Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
-_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if k != "keras_backend"}
+_ADDED_LATER = {**{k: v for k, v in SPEED_DEFAULTS.items() if k != "keras_backend"}, **SCALING_DEFAULTS}
 
 # The task each model answers; `binary` is the course's sigmoid classifier on T-shirt/top vs Shirt.
 TASK_OF_MODEL = {"dense": "10-class", "cnn": "10-class", "binary": "tshirt-vs-shirt"}
@@ -60,6 +64,8 @@ class RunSpec:
     targets: tuple[float, ...] = ()
     infer_batch_sizes: tuple[int, ...] = (1, 32, 256, 1024)
     repeat: int = 0
+    devices: int = 1
+    lr_scaling: str = "none"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -80,6 +86,26 @@ class RunSpec:
         return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat")})
 
     @property
+    def scaling_key(self) -> str:
+        """Id shared by the 1-, 2-, ... N-device cases of one setup (devices, seed and repeat left out)."""
+        return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat", "devices")})
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per optimizer step over all replicas: --batch-size is per device."""
+        return self.batch_size * self.devices
+
+    @property
+    def threads_per_rank(self) -> int:
+        """Intra-op threads of each torch rank: the --threads budget shared out between the --devices processes."""
+        return max(1, self.threads // self.devices)
+
+    @property
+    def effective_lr(self) -> float:
+        """The learning rate the optimizer gets: --lr, times the replica count under --lr-scaling linear."""
+        return self.lr * self.devices if self.lr_scaling == "linear" else self.lr
+
+    @property
     def id(self) -> str:
         """Stable, readable id of this exact spec (repeat and seed included)."""
         return f"{self.framework}-{self.model}-{self.device}-{_digest(self._identity())}"
@@ -94,6 +120,9 @@ class RunSpec:
             return "fp16-mixed needs a CUDA GPU: fp16 autocast/loss scaling on CPU is emulated and not a setting anyone deploys"
         if self.device == "cpu" and self.precision == "tf32":
             return "tf32 is an NVIDIA tensor-core format (Ampere or newer); CPUs have no TF32 mode"
+        if self.devices > 1 and self.framework == "keras" and self.keras_backend == "torch":
+            return ("--devices > 1 on Keras's torch backend: Keras 3 distributes only on JAX (keras.distribution) and "
+                    "TensorFlow (tf.distribute); use --keras-backend jax or tensorflow, or --framework torch (DDP)")
         return None
 
     @property
@@ -105,7 +134,7 @@ class RunSpec:
     def variant_flags(self) -> dict[str, Any]:
         """The variant fields that differ from their defaults."""
         defaults = RunSpec(framework=self.framework, model=self.model)
-        variant_names = ("dropout", "batchnorm", "augment", "early_stopping", "init", "lr", *SPEED_DEFAULTS)
+        variant_names = ("dropout", "batchnorm", "augment", "early_stopping", "init", "lr", *SPEED_DEFAULTS, *SCALING_DEFAULTS)
         return {n: getattr(self, n) for n in variant_names if getattr(self, n) != getattr(defaults, n)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,6 +189,8 @@ def validate(spec: RunSpec) -> None:
     check_choice("precision", spec.precision, PRECISIONS)
     check_choice("compile", spec.compile, TORCH_COMPILE_MODES)
     check_choice("jit-compile", spec.jit_compile, JIT_COMPILE)
+    check_choice("lr-scaling", spec.lr_scaling, LR_SCALING)
+    _check_range("devices", spec.devices, 1, MAX_DEVICES)
     _check_range("steps_per_execution", spec.steps_per_execution, 1, 100_000)
     _check_framework_settings(spec)
     _check_range("epochs", spec.epochs, 1, 10_000)
@@ -179,6 +210,9 @@ def validate(spec: RunSpec) -> None:
         raise SpecError(
             f"--batch-size {spec.batch_size} is larger than --limit {spec.limit}; use a batch size <= {spec.limit}"
         )
+    if spec.limit is not None and spec.global_batch_size > spec.limit:
+        raise SpecError(f"global batch {spec.global_batch_size} (--batch-size {spec.batch_size} x --devices {spec.devices}) "
+                        f"is larger than --limit {spec.limit}; raise --limit or lower --batch-size")
 
 
 _FLAG_SCOPE = {

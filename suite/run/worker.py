@@ -25,6 +25,7 @@ from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes, rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
+from suite.run.launch import die_with_parent
 
 STEP_TIMING_STEPS = 30
 INFERENCE_BUDGET_S = 1.0
@@ -49,13 +50,19 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
     return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
 
 
-def pin_cpus(threads: int) -> list[int]:
+def pin_cpus(threads: int, rank: int = 0) -> list[int]:
     """Restrict the process to `threads` CPUs when fewer than all: XLA (JAX) has no thread-count setting, so this is
-    how every framework gets the same number of cores. Returns the CPUs the process may run on."""
+    how every framework gets the same number of cores. Rank r of a torchrun launch takes the r-th block of CPUs, so
+    ranks never share a core. Returns the CPUs the process may run on."""
     allowed = sorted(os.sched_getaffinity(0))
-    if threads < len(allowed):
-        os.sched_setaffinity(0, allowed[:threads])
+    if threads < len(allowed) and (rank + 1) * threads <= len(allowed):
+        os.sched_setaffinity(0, allowed[rank * threads:(rank + 1) * threads])
     return sorted(os.sched_getaffinity(0))
+
+
+def torchrun_rank() -> int | None:
+    """This process's rank when torchrun started it (it sets RANK), else None."""
+    return int(os.environ["RANK"]) if "RANK" in os.environ else None
 
 
 class Case:
@@ -75,7 +82,8 @@ class Case:
     def run(self) -> RunRecord:
         """Set up, train, evaluate and profile; the record says how far it got."""
         spec, rec = self.spec, self.record
-        cpus = pin_cpus(spec.threads)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        cpus = pin_cpus(spec.threads if torchrun_rank() is None else spec.threads_per_rank, local_rank)
         t0 = time.perf_counter()
         backend, rec.framework_info = open_backend(spec)
         rec.framework_info["cpu_affinity"] = cpus
@@ -144,8 +152,9 @@ class Case:
             backend.restore(best_state)
         rec.cpu_util_pct = cpu.util_pct
         rec.cpu_util_p95_pct = host.p95_pct() if isinstance(host, HostSampler) else None
-        for name, value in backend.device_memory().items():
+        for name, value in {**backend.device_memory(), **backend.distribution()}.items():
             setattr(rec, name, value)
+        rec.global_batch_size, rec.lr_effective = spec.global_batch_size, spec.effective_lr
         self._throughput()
 
     def _throughput(self) -> None:
@@ -158,6 +167,8 @@ class Case:
             rec.steady_epoch_s = float(np.median(epoch_s[1:]))
             rec.warmup_s = rec.first_epoch_s - rec.steady_epoch_s
             rec.train_steady_samples_per_s = rec.train_samples / rec.steady_epoch_s
+            rec.global_steady_samples_per_s = rec.train_steady_samples_per_s
+            rec.per_rank_steady_samples_per_s = rec.train_steady_samples_per_s / (rec.world_size or 1)
             rec.achieved_train_flops_per_s = rec.train_steady_samples_per_s * rec.train_flops_per_sample
             if rec.peak_flops_per_s:
                 rec.mfu_pct = 100.0 * rec.achieved_train_flops_per_s / rec.peak_flops_per_s
@@ -238,6 +249,9 @@ def main(argv: list[str]) -> int:
     """Entry point: `python -m suite.run.worker JOB.json OUT.json`."""
     job = json.loads(Path(argv[0]).read_text())
     out = Path(argv[1])
+    rank = torchrun_rank()
+    if rank is not None:
+        die_with_parent()  # torchrun gave this rank a session of its own: tie its life to torchrun's instead
     if job.get("probe"):
         from suite.run.probe_job import run_probe
 
@@ -245,7 +259,9 @@ def main(argv: list[str]) -> int:
     elif job.get("bare"):
         out.write_text(json.dumps(run_bare(job["bare"])))
     else:
-        out.write_text(run_job(job).model_dump_json())
+        record = run_job(job)
+        if not rank:  # every rank trains; rank 0 alone (or the only process) writes the record
+            out.write_text(record.model_dump_json())
     return 0
 
 
