@@ -27,7 +27,8 @@ import pytest
 from suite.cli import main
 from suite.core.spec import RunSpec
 from suite.measure.probe import PEAK_DTYPE
-from suite.record.schema import EpochStats, GpuStats, RunRecord, read_store, write_record
+from suite.record.schema import EpochStats, GpuStats, RunRecord
+from suite.record.store import read_store, write_record
 from suite.report import env
 from suite.report.asv_results import build_series, read_asv_results
 from suite.report.cases import METRIC_BY_KEY, group_cases

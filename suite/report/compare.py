@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suite.record.schema import RunRecord, read_store
+from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
+from suite.record.store import read_store
 from suite.report.cases import METRIC_BY_KEY, METRICS, Metric, beyond_noise, group_cases
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2

@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from suite.record.schema import read_store
+from suite.record.store import read_store
 from suite.report import plots, sections
 from suite.report.cases import METRIC_BY_KEY, Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
