@@ -20,6 +20,7 @@ from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
+from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.record.store import read_store, write_record
 from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
@@ -229,6 +230,15 @@ class PlanOutcome:
     interrupted: bool = False
 
 
+def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
+    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.records)
+    for index, (before, after) in enumerate(zip(outcome.records, filled)):
+        if after is not before:
+            write_record(after, results_dir)  # same file name: the record is replaced atomically
+            outcome.records[index] = after
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
@@ -250,6 +260,7 @@ def run_plan(
             outcome.records.append(record)
             if on_record:
                 on_record(index, len(todo), record, path)
+        _store_scaling_efficiency(outcome, results_dir)
     except Interrupted:
         if _current.process is not None:
             kill_group(_current.process)
