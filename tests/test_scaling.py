@@ -14,10 +14,16 @@ import numpy as np
 import psutil
 import pytest
 
+from suite.backends.torch_ddp import comm_share_pct
 from suite.core.spec import RunSpec, SpecError, grid
+from suite.record.scaling import with_scaling_efficiency
+from suite.record.schema import RunRecord
+from suite.report.page import ReportInputs, build_report
+from suite.report.table import summary_table
 from suite.run.launch import launcher, rank_env
 from suite.run.runner import case_env, run_case
 from tests.conftest import REPO, needs_data, run_cli
+from tests.test_report import fixture_records, parse_html, with_figures, with_machine, write_all
 
 pytestmark = needs_data
 
@@ -152,3 +158,51 @@ def test_bad_scaling_values_name_the_fix():
         RunSpec(framework="torch", model="dense", devices=8, limit=600)
     done = run_cli("run", "--framework", "torch", "--model", "dense", "--devices", "0", "--limit", "600")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--devices 0 is out of range" in done.stderr
+
+
+def _on_devices(record: RunRecord, devices: int, samples_per_s: float) -> RunRecord:
+    """A copy of a real run as if made on `devices` replicas with that global throughput."""
+    spec = RunSpec.from_dict({**record.spec, "devices": devices})
+    return with_figures(record, spec=spec.to_dict(), case_key=spec.case_key, case_id=spec.id, world_size=devices,
+                        train_steady_samples_per_s=samples_per_s, global_steady_samples_per_s=samples_per_s,
+                        per_rank_steady_samples_per_s=samples_per_s / devices)
+
+
+@pytest.fixture()
+def scaled() -> list[RunRecord]:
+    """Three 1-device runs (median 1,100 samples/s), a 2-device run at 1,650 and one on a machine with no reference."""
+    base = next(r for r in fixture_records() if r.status == "ok" and r.spec["framework"] == "torch"
+                and r.spec["model"] == "dense" and r.train_steady_samples_per_s)
+    ones = [_on_devices(base, 1, v) for v in (1000.0, 1200.0, 1100.0)]
+    elsewhere = with_machine(_on_devices(base, 2, 900.0), machine_id="e15e00e15e00", hostname="elsewhere")
+    return [*ones, _on_devices(base, 2, 1650.0), elsewhere]
+
+
+def test_efficiency_is_global_over_n_times_the_one_device_median(scaled):
+    filled = with_scaling_efficiency(scaled)
+    assert filled[3].scaling_efficiency_pct == pytest.approx(100 * 1650 / (2 * 1100))
+    assert filled[4].scaling_efficiency_pct is None  # its machine has no 1-device run
+    assert all(r.scaling_efficiency_pct is None for r in filled[:3]) and filled[:3] == scaled[:3]
+    table = summary_table(scaled)
+    two = table[table["variant"] == "devices=2"].set_index("host")["scaling_efficiency_pct"]
+    assert two.to_dict() == {scaled[0].machine.hostname: "75", "elsewhere": "-"}
+
+
+def test_report_scaling_section_shows_ideal_and_efficiency(scaled, tmp_path):
+    page, _ = build_report(ReportInputs(results=[write_all(scaled, tmp_path / "results")], out=tmp_path / "report"))
+    section = parse_html(page.read_text(encoding="utf-8")).find("section", id="scaling")
+    tables = section.find_all("table", class_="scaling")
+    rows = {(t.attrs["data-family"], r["devices"]): r for t in tables for r in t.records()}
+    family = next(f for f, n in rows if n == "2" and "elsewhere" not in f)
+    assert rows[family, "1"]["efficiency %"] == "100" and rows[family, "1"]["global samples/s"] == "1,100"
+    assert rows[family, "2"]["ideal samples/s"] == "2,200" and rows[family, "2"]["efficiency %"] == "75"
+    assert rows[family, "2"]["per-rank samples/s"] == "825" and rows[family, "2"]["global batch"] == "256"
+    assert "No ok 1-device run of this setup" in section.text  # the family on the machine without a reference
+    assert (tmp_path / "report" / "scaling.png").is_file()
+
+
+def test_comm_share_reads_ddps_own_timings():
+    timings = {"avg_forward_compute_time": 300, "avg_backward_compute_time": 500, "avg_backward_comm_time": 400,
+               "avg_backward_compute_comm_overlap_time": 200}
+    assert comm_share_pct(timings) == pytest.approx(100 * 200 / 1000)
+    assert comm_share_pct({}) is None
