@@ -8,10 +8,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from suite.core.data import Prepared
+from suite.core.frameworks import FRAMEWORKS
 from suite.core.spec import RunSpec
 
-_MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend",
-            "torch-ddp": "suite.backends.torch_ddp"}
+# torch runs one process, and backend, per data-parallel rank (torchrun); Keras keeps its replicas inside one backend.
+RANK_BACKENDS = {"torch": "suite.backends.torch_ddp"}
 
 
 class Unsupported(RuntimeError):
@@ -81,14 +82,16 @@ def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
     """A backend set up for `spec` and what it set; raises Unsupported for combinations that cannot run."""
     if spec.unsupported_reason:
         raise Unsupported(spec.unsupported_reason)
-    # Keras runs its replicas inside one process (one backend); torch runs one process, and backend, per rank.
-    backend = get_backend("torch-ddp" if spec.framework == "torch" and spec.devices > 1 else spec.framework)
+    if spec.devices > 1 and spec.framework in RANK_BACKENDS:
+        backend = importlib.import_module(RANK_BACKENDS[spec.framework]).make_backend()
+    else:
+        backend = get_backend(spec.framework)
     return backend, backend.setup(spec)
 
 
 def get_backend(name: str) -> Backend:
     """Import the framework's backend lazily and return a fresh instance."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown framework {name!r}; choose from: {', '.join(_MODULES)}")
-    module = importlib.import_module(_MODULES[name])
+    if name not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {name!r}; choose from: {', '.join(FRAMEWORKS)}")
+    module = importlib.import_module(FRAMEWORKS[name].backend_module)
     return module.make_backend()
