@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -12,19 +11,24 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+import psutil
 from pydantic import ValidationError
 
 from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
+from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.record.store import read_store, write_record
+from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
+
+if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
+    from suite.run.executors import Executor
 
 STDERR_TAIL_CHARS = 4000
-PR_SET_PDEATHSIG = 1
 OOM_HINT = "out of memory; try a smaller --batch-size (or --limit) or a device with more memory"
 
 
@@ -58,45 +62,31 @@ class WorkerResult:
     stderr_tail: str
     output: dict[str, Any] | None
     wall_s: float
+    pid: int | None = None
 
 
-@dataclass
-class _Current:
-    process: subprocess.Popen[bytes] | None = None
-
-
-_current = _Current()
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the runner dies, so a killed run leaves no orphan training behind."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> WorkerResult:
-    """Start `python -m suite.run.worker` in its own process group; kill the whole group on timeout."""
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: list[str] | None = None) -> WorkerResult:
+    """Start `python -m [via...] suite.run.worker` (via: a launcher module's arguments, e.g. torchrun's) in its own
+    process group; kill the whole group on timeout."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
         job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
         t0 = time.perf_counter()
         with open(err_path, "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
+                [sys.executable, "-m", *(via or []), "suite.run.worker", str(job_path), str(out_path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
-            _current.process = process
             try:
                 process.wait(timeout=timeout_s)
                 timed_out = False
             except subprocess.TimeoutExpired:
                 kill_group(process)
                 timed_out = True
-            finally:
-                _current.process = None
+            except BaseException:  # Ctrl-C / SIGTERM / a cancelled Ray task: no training is left running behind
+                kill_group(process)
+                raise
         wall_s = time.perf_counter() - t0
         tail = err_path.read_bytes()[-STDERR_TAIL_CHARS:].decode("utf-8", "replace")
         output = None
@@ -105,15 +95,25 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> Wo
                 output = json.loads(out_path.read_text())
             except ValueError:
                 output = None
-        return WorkerResult(process.returncode, timed_out, tail, output, wall_s)
+        return WorkerResult(process.returncode, timed_out, tail, output, wall_s, process.pid)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and anything it started, then reap it."""
+    """SIGKILL the worker, its process group and every descendant (torchrun puts each rank in a session of its own),
+    then reap it."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
     process.wait()
 
 
@@ -143,7 +143,7 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     return RunRecord(
         case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
         error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
-        git_commit=git_commit(), threads=spec.threads,
+        git_commit=git_commit(), threads=spec.threads, worker_pid=result.pid if result else None,
     )
 
 
@@ -189,12 +189,14 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
+    if reason := devices_missing_reason(spec):
+        return failure_record(spec, "skipped", reason, None)
     peak, peak_dtype = peak_flops(spec, timeout_s)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
-    result = run_worker(job, case_env(spec), timeout_s)
+    result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec))
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
@@ -205,14 +207,8 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
+    record.worker_pid = result.pid
     return record
-
-
-def completed_case_ids(results_dir: Path) -> set[str]:
-    """Case ids already recorded as finished on this machine (errors and timeouts are not finished)."""
-    records, _ = read_store([results_dir])
-    machine_id = fingerprint().machine_id
-    return {r.case_id for r in records if r.machine.machine_id == machine_id and r.status in ("ok", "diverged", "skipped")}
 
 
 @dataclass
@@ -224,31 +220,49 @@ class PlanOutcome:
     interrupted: bool = False
 
 
+def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
+    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.records)
+    for index, (before, after) in enumerate(zip(outcome.records, filled)):
+        if after is not before:
+            write_record(after, results_dir)  # same file name: the record is replaced atomically
+            outcome.records[index] = after
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(signal.Signals(signum).name)
 
 
 def run_plan(
-    specs: list[RunSpec], results_dir: Path, timeout_s: float, data_dir: str | None = None, resume: bool = False,
+    specs: list[RunSpec], results_dir: Path, executor: Executor, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
 ) -> PlanOutcome:
-    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and return."""
+    """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
+    SIGINT/SIGTERM cancel what is still running, keep what finished, and return."""
     outcome = PlanOutcome()
-    done = completed_case_ids(results_dir) if resume else set()
-    todo = [s for s in specs if s.id not in done]
-    outcome.skipped_as_done = len(specs) - len(todo)
+    jobs = executor.jobs(specs)
+    if resume:
+        done = executor.finished(read_store([results_dir])[0])
+        todo = [j for j in jobs if j.key not in done]
+    else:
+        todo = jobs
+    outcome.skipped_as_done = len(jobs) - len(todo)
+
+    def keep(record: RunRecord) -> None:
+        path = write_record(record, results_dir)
+        outcome.records.append(record)
+        if on_record:
+            on_record(len(outcome.records), len(todo), record, path)
+
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for index, spec in enumerate(todo, 1):
-            record = run_case(spec, timeout_s, data_dir)
-            path = write_record(record, results_dir)
-            outcome.records.append(record)
-            if on_record:
-                on_record(index, len(todo), record, path)
+        for record in executor.run(todo):
+            keep(record)
+        _store_scaling_efficiency(outcome, results_dir)
     except Interrupted:
-        if _current.process is not None:
-            kill_group(_current.process)
         outcome.interrupted = True
+        for record in executor.cancel():
+            keep(record)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
