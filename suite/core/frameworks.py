@@ -49,6 +49,8 @@ class Framework:
 
     backend_module: str
     settings: dict[str, Setting] = field(default_factory=dict)
+    # The backend of one rank when --devices N runs N processes (torchrun); None: the backend keeps its replicas itself.
+    rank_backend_module: str | None = None
 
 
 FRAMEWORKS: dict[str, Framework] = {
@@ -57,7 +59,7 @@ FRAMEWORKS: dict[str, Framework] = {
                            help="torch.compile mode for torch cases: none, default, max-autotune", metavar="MODE"),
         "channels_last": Setting(False, "the torch {models} only", model_fact="channels_last",
                                  help="channels-last memory format for torch cases of models with convolutions"),
-    }),
+    }, rank_backend_module="suite.backends.torch_ddp"),
     "keras": Framework("suite.backends.keras_backend", {
         "jit_compile": Setting("auto", "keras; for torch use --compile", choices=JIT_COMPILE,
                                help="Keras compile(jit_compile=...) for keras cases: auto (Keras decides), on, off",
