@@ -14,7 +14,9 @@ DEVICES = ("cpu", "cuda")
 INITS = ("framework", "shared")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
-TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
+# reduce-overhead is torch.compile with CUDA graphs (one replay per step instead of one launch per kernel); on CPU
+# inductor skips the graphs, so there it is torch.compile's default code and the record says no graphs were used.
+TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 JIT_COMPILE = ("auto", "on", "off")
 
 # Speed settings that apply to one framework only; grid() resets them to these defaults for the other framework.
@@ -27,6 +29,8 @@ _ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if k != "keras_backend"}
 # The task each model answers; `binary` is the course's sigmoid classifier on T-shirt/top vs Shirt.
 TASK_OF_MODEL = {"dense": "10-class", "cnn": "10-class", "binary": "tshirt-vs-shirt"}
 DEFAULT_TARGETS = {"dense": (0.85,), "cnn": (0.90,), "binary": (0.80,)}
+# Training samples of each task's seeded 80 % split (suite.core.data.prepare): a plan's batches cannot be larger.
+TRAIN_SAMPLES = {"10-class": 48_000, "tshirt-vs-shirt": 9_600}
 
 
 class SpecError(ValueError):
@@ -217,6 +221,13 @@ def _scoped(values: dict[str, Any]) -> dict[str, Any]:
             for k, v in values.items()}
 
 
+def _check_fits_split(spec: RunSpec) -> None:
+    """Plan time only (stored records keep loading): a batch larger than the training split would be one short batch."""
+    if spec.batch_size > (train := TRAIN_SAMPLES[spec.task]):
+        raise SpecError(f"--batch-size {spec.batch_size} is larger than the {train} training samples of --model "
+                        f"{spec.model}; use a batch size <= {train}")
+
+
 def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list[RunSpec]:
     """Expand list-valued axes into specs; repeat i uses seed + i so repeats are independent runs.
 
@@ -235,6 +246,7 @@ def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list
                 _check_setting_value(name, values[name])
                 requested.setdefault(name, set()).add(values[name])
         base = RunSpec(**_scoped(values))
+        _check_fits_split(base)
         bases.setdefault(base.id, base)
     for name, wanted in requested.items():
         used = {getattr(b, name) for b in bases.values()}

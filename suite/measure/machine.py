@@ -15,7 +15,8 @@ import psutil
 from suite.measure.nvml import gpu_inventory
 from suite.record.schema import Machine
 
-VERSIONED_PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "numpy", "nvidia-ml-py", "fashionbench")
+VERSIONED_PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "jax", "jaxlib", "numpy", "nvidia-ml-py", "pydantic",
+                      "fashionbench")
 
 
 def _version(package: str) -> str | None:

@@ -77,6 +77,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("first_epoch_s", "first epoch s", "s", False, ".2f", lambda r: r.first_epoch_s),
     Metric("warmup_s", "warm-up s", "s", False, ".2f", lambda r: r.warmup_s, gate=False),
     Metric("steady_epoch_s", "steady epoch s", "s", False, ".3f", lambda r: r.steady_epoch_s),
+    Metric("step_ms", "synced step ms", "ms", False, ".3f", lambda r: r.step_time_ms_p50, gate=False),
+    Metric("sync_free_step_ms", "sync-free step ms", "ms", False, ".3f", lambda r: r.sync_free_step_ms, gate=False),
     Metric("infer_samples_per_s", "infer samples/s", "samples/s", True, ",.0f", _infer_largest),
     Metric("latency_p50_ms", "latency p50 ms", "ms", False, ".3f", _latency("p50")),
     Metric("latency_p99_ms", "latency p99 ms", "ms", False, ".3f", _latency("p99")),

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from suite.record.schema import RunRecord
 from suite.report import env, plots
 from suite.report.asv_results import build_series, commit_subjects, read_asv_results
 from suite.report.cases import (
@@ -31,7 +32,7 @@ SUMMARY_KEYS = ("test_accuracy", "train_samples_per_s", "first_epoch_s", "infer_
                 "latency_p99_ms", "peak_rss_mib", "peak_device_mib", "gpu_util_pct", "energy_per_1k_j", "mfu_pct")
 SIDE_BY_SIDE_KEYS = ("train_samples_per_s", "test_accuracy", "first_epoch_s", "steady_epoch_s", "infer_samples_per_s",
                      "latency_p50_ms")
-VARIANT_KEYS = ("train_samples_per_s", "mfu_pct", "test_accuracy", "warmup_s")
+VARIANT_KEYS = ("train_samples_per_s", "mfu_pct", "test_accuracy", "warmup_s", "step_ms", "sync_free_step_ms")
 BEST_MARK = "★"
 NOISE_TEXT = {True: "beyond noise (IQRs apart)", False: "within noise (IQRs overlap)", None: "one run each: noise unknown"}
 
@@ -210,7 +211,15 @@ def _variant_row(case: Case, baseline: Case | None, metrics: list[Metric], best:
             "ratio": f"{mine.median / base.median:.2f}×" if mine and base and base.median > 0 else "—",
             "noise": "baseline" if case is baseline else NOISE_TEXT[beyond_noise(mine, base)],
             "delta": f"{100 * (my_acc.median - base_acc.median):+.2f}" if my_acc and base_acc else "—",
-            "peak": ", ".join(peaks) or "—"}
+            "peak": ", ".join(peaks) or "—", "launch": launch_hint(case.ok)}
+
+
+def launch_hint(records: list[RunRecord]) -> str:
+    """'launch-bound' when a CUDA run's step launch took most of its synced step time, '—' where not judged."""
+    judged = [r.launch_bound for r in records if r.launch_bound is not None]
+    if not judged:
+        return "—"
+    return "launch-bound" if any(judged) else "device-bound"
 
 
 def curves_section(cases: list[Case]) -> tuple[list[tuple[str, dict]], list[dict[str, str]]]:

@@ -14,6 +14,8 @@ SUMMARY_FIGURES = (
     ("first_epoch_s", "epoch1_s", ".1f", 1.0),
     ("warmup_s", "warmup_s", ".1f", 1.0),
     ("steady_epoch_s", "epoch_s", ".2f", 1.0),
+    ("step_time_ms_p50", "step_ms", ".2f", 1.0),
+    ("sync_free_step_ms", "free_step_ms", ".2f", 1.0),
     ("infer_bs1_latency_ms_p50", "bs1_p50_ms", ".2f", 1.0),
     ("infer_bs1024_samples_per_s", "bs1024_samples/s", ",.0f", 1.0),
     ("host_rss_peak_bytes", "peak_rss_MiB", ",.0f", 1 / 2**20),
@@ -57,6 +59,8 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
         tta_cols = [c for c in df.columns if c.startswith("tta_")]
         for column, header, fmt, scale in SUMMARY_FIGURES:
             row[header] = _cell(list(ok[column]) if column in ok else [], fmt, scale)
+        judged = [bool(v) for v in ok["launch_bound"] if v is not None and v == v] if "launch_bound" in ok else []
+        row["launch"] = ("bound" if any(judged) else "device") if judged else "-"
         for column in tta_cols:
             row[column.replace("tta_", "tta@").replace("_s", "") + "_s"] = _cell(list(ok[column]), ".1f", 1.0)
         rows.append(row)
