@@ -13,7 +13,8 @@ import pytest
 from suite.backends import DeviceUnavailable
 from suite.core.spec import RunSpec
 from suite.measure.machine import fingerprint
-from suite.record.schema import RunRecord, read_store
+from suite.record.schema import RunRecord
+from suite.record.store import read_store
 from tests.conftest import REPO, needs_data, run_cli
 
 

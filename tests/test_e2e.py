@@ -8,7 +8,8 @@ import pytest
 
 from suite.core.models import param_count
 from suite.measure.nvml import gpu_inventory
-from suite.record.schema import RunRecord, read_store
+from suite.record.schema import RunRecord
+from suite.record.store import read_store
 from tests.conftest import needs_data, run_cli
 
 pytestmark = needs_data

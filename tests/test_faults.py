@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from suite.record.schema import read_store
+from suite.record.store import read_store
 from tests.conftest import REPO, needs_data, run_cli
 
 pytestmark = needs_data

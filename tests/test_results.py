@@ -9,7 +9,8 @@ import pytest
 
 from suite.core.spec import RunSpec
 from suite.measure.machine import fingerprint
-from suite.record.schema import RecordError, RunRecord, ensure_writable, read_record, read_store, write_record
+from suite.record.schema import RecordError, RunRecord
+from suite.record.store import ensure_writable, read_record, read_store, write_record
 
 
 def make_record(**overrides) -> RunRecord:

@@ -18,7 +18,7 @@ def add_arguments(doctor: argparse.ArgumentParser) -> None:
 
 
 def _store_problems(directory: Path) -> list[str]:
-    from suite.record.schema import read_store
+    from suite.record.store import read_store
 
     records, bad = read_store([directory])
     problems = [f"corrupt: {line}" for line in bad]

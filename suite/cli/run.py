@@ -10,7 +10,8 @@ from pathlib import Path
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
 from suite.core import data
 from suite.core import spec as specs
-from suite.record.schema import RunRecord, ensure_writable
+from suite.record.schema import RunRecord
+from suite.record.store import ensure_writable
 
 HELP = "train and evaluate a matrix of cases, one process each"
 

@@ -19,7 +19,7 @@ def add_arguments(show: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Print the store as a table; unreadable files are named on stderr and skipped."""
-    from suite.record.schema import read_store
+    from suite.record.store import read_store
     from suite.report.table import runs_table, summary_table
 
     records, problems = read_store(args.results)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from suite.cli.common import check_rounds, positive_float
 from suite.core import data
-from suite.record.schema import ensure_writable
+from suite.record.store import ensure_writable
 
 HELP = ("the speed-targets benchmark: ratios, best-variant MFU, quick-matrix wall, repeat noise, each printed against "
         "its goal (takes ~15 min)")

@@ -20,7 +20,8 @@ from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
-from suite.record.schema import RunRecord, read_store, write_record
+from suite.record.schema import RunRecord
+from suite.record.store import read_store, write_record
 
 STDERR_TAIL_CHARS = 4000
 PR_SET_PDEATHSIG = 1
