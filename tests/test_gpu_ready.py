@@ -11,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from suite.bench import gpucheck
 from suite.core.spec import TORCH_COMPILE_MODES, RunSpec, SpecError, grid
 from suite.measure.machine import fingerprint
-from suite.record.schema import RunRecord, read_store
+from suite.record.schema import GpuStats, RunRecord
+from suite.record.store import read_store, write_record
+from suite.report.gpu_summary import CheckRun, summary_markdown
+from suite.report.page import ReportInputs, build_report
+from suite.report.sanity import gpu_checks, overall
 from suite.run.worker import LAUNCH_BOUND_SHARE, step_balance
 from tests.conftest import REPO, needs_data, run_cli
 
@@ -88,3 +93,142 @@ def test_step_balance_puts_synced_steps_next_to_the_sync_free_loop():
     on_cpu = _timed_record("cpu", step_ms=2.0, launch_ms=2.0)
     step_balance(on_cpu, RunSpec(framework="torch", model="dense", batch_size=100))
     assert on_cpu.launch_bound is None and math.isclose(on_cpu.sync_free_step_ms, 50.0)
+
+
+CARD_BYTES = 141 * 2**30
+
+
+def _gpu_record(device: str = "cuda", model: str = "cnn", **figures) -> RunRecord:
+    """A synthetic ok run whose figures all satisfy the GPU sanity rules, with `figures` overriding them."""
+    spec = RunSpec(framework="torch", model=model, device=device)
+    machine = fingerprint().model_copy(update={"gpus": [{"index": 0, "name": "NVIDIA H200", "memory_total_bytes": CARD_BYTES}]})
+    good = {"gpu_train": GpuStats(available=True, samples=20, util_mean_pct=63.0, energy_j=250.0, energy_source="counter"),
+            "torch_peak_allocated_bytes": 80 * 2**20, "nvml_used_peak_bytes": 900 * 2**20, "mfu_pct": 9.5,
+            "peak_flops_dtype": "fp32", "train_data_device": "cuda:0", "train_steady_samples_per_s": 400_000.0}
+    if device == "cpu":
+        good = {"train_steady_samples_per_s": 9_000.0, "mfu_pct": 30.0, "train_data_device": "cpu"}
+    return RunRecord(case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
+                     **{**good, **figures})
+
+
+def test_gpu_sanity_passes_a_healthy_run_and_is_na_without_gpu_runs():
+    checks = gpu_checks([_gpu_record(), _gpu_record(model="dense"), _gpu_record("cpu")])
+    assert [c.verdict for c in checks] == ["pass"] * len(checks), checks
+    assert overall(checks) == "pass" and "(44.4×)" in checks[3].detail
+    cpu_only = gpu_checks([_gpu_record("cpu")])
+    assert {c.verdict for c in cpu_only} == {"n/a"} and overall(cpu_only) == "n/a"
+
+
+@pytest.mark.parametrize(("broken", "rule", "evidence"), [
+    ({"gpu_train": GpuStats(available=True, samples=3, util_mean_pct=0.0, energy_j=1.0, energy_source="counter")},
+     "NVML utilisation", "utilisation 0.0 % over 3 sample(s)"),
+    ({"gpu_train": GpuStats(available=False, reason="NVML library not found")}, "NVML utilisation GPU energy",
+     "NVML library not found"),
+    ({"gpu_train": GpuStats(available=True, samples=9, util_mean_pct=50.0, energy_j=0.0, energy_source="counter")},
+     "GPU energy", "did not increase"),
+    ({"gpu_train": GpuStats(available=True, samples=9, util_mean_pct=50.0, energy_j=9.0, energy_source="power_x_time")},
+     "GPU energy", "not the total-energy counter"),
+    ({"torch_peak_allocated_bytes": 0}, "device memory", "allocator peak is 0"),
+    ({"nvml_used_peak_bytes": CARD_BYTES}, "device memory", "not below the card's 144,384 MiB"),
+    ({"train_steady_samples_per_s": 5_000.0}, "CUDA training", "cuda 5,000 vs cpu 9,000"),
+    ({"mfu_pct": 130.0}, "MFU against", "MFU 130.0 % against the fp32 probe"),
+    ({"train_data_device": "cpu"}, "torch training", "training tensors on cpu"),
+])
+def test_gpu_sanity_fails_each_broken_figure_naming_the_run(broken: dict, rule: str, evidence: str):
+    checks = gpu_checks([_gpu_record(**broken), _gpu_record("cpu")])
+    failed = [c for c in checks if c.verdict == "fail"]
+    assert [c.rule for c in failed] == [c.rule for c in checks if " ".join(c.rule.split()[:2]) in rule], checks
+    assert evidence in failed[0].detail and overall(checks) == "fail"
+    if not rule.startswith("CUDA"):
+        assert failed[0].detail.startswith("torch/cnn/cuda: ")
+
+
+def test_report_shows_the_gpu_sanity_list_only_for_gpu_runs(tmp_path: Path):
+    for record in (_gpu_record(mfu_pct=130.0), _gpu_record("cpu")):
+        write_record(record, tmp_path / "gpu")
+    page, _ = build_report(ReportInputs(results=[tmp_path / "gpu"], out=tmp_path / "out"))
+    html = page.read_text()
+    assert 'id="gpu-sanity"' in html and "MFU 130.0 % against the fp32 probe" in html
+    page, _ = build_report(ReportInputs(results=[tmp_path / "gpu" / next(p.name for p in (tmp_path / "gpu").iterdir()
+                                                                          if "-cpu-" in p.name)], out=tmp_path / "cpu"))
+    assert 'id="gpu-sanity"' not in page.read_text()
+
+
+def test_gpu_check_dry_run_prints_the_plan_within_its_budget_and_writes_nothing(tmp_path: Path):
+    out_dir = tmp_path / "out"
+    done = subprocess.run(["bash", str(REPO / "tools" / "gpu-check.sh"), str(out_dir), "--dry-run"], cwd=tmp_path,
+                          env={**os.environ, **image_env(), "PYTHON": sys.executable}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tensorflow 2" in done.stdout and "gpu: no GPU listed by NVML" in done.stdout  # found, though not importable
+    total_s = float(done.stdout.split("estimated total: ")[1].split(" s")[0])
+    assert 0 < total_s <= gpucheck.BUDGET_S
+    cases = gpucheck.planned()
+    assert total_s == pytest.approx(gpucheck.total_estimate_s(cases), abs=1)
+    for case in cases:
+        assert f" s  {case.spec.label}\n" in done.stdout
+    assert not out_dir.exists()
+
+
+def test_gpu_check_plan_covers_the_cuda_half():
+    plan = gpucheck.plan(threads=2)
+    torch_cuda = {(s.model, s.precision, s.compile) for s in plan if s.framework == "torch" and s.device == "cuda"}
+    assert torch_cuda == {(m, p, c) for m in ("dense", "cnn") for p in ("fp32", "tf32", "bf16", "fp16-mixed")
+                          for c in ("none", "reduce-overhead")}
+    keras = {(s.model, s.keras_backend) for s in plan if s.framework == "keras"}
+    assert keras == {(m, b) for m in ("dense", "cnn") for b in ("torch", "jax")}
+    assert [s.label for s in plan if s.device == "cpu"] == ["torch/cnn/cpu"]
+    assert all(s.infer_batch_sizes == (1, 1024) and s.epochs >= 2 for s in plan)
+    assert len({s.id for s in plan}) == len(plan)
+
+
+def test_gpu_check_usage_errors_exit_2():
+    done = subprocess.run(["bash", str(REPO / "tools" / "gpu-check.sh")], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and done.stderr.startswith("usage: bash tools/gpu-check.sh OUTDIR")
+
+
+def test_gpu_summary_is_one_page_with_the_verdict_and_every_case():
+    cases = gpucheck.planned(threads=2)
+    ran = replace_spec(_gpu_record(), cases[0].spec)
+    run = CheckRun(found=gpucheck.environment(), tests_line="5 passed in 80.1s", probes={"cuda": {"unavailable": "x"}},
+                   cases=cases, records=[ran], checks=gpu_checks([ran]), wall_s=400.0)
+    page = summary_markdown(run)
+    assert page.startswith("# fashionbench GPU check\n\n**GPU sanity: pass** · gpu-marked tests: 5 passed in 80.1s")
+    rows = [line for line in page.splitlines() if line.startswith("| torch/") or line.startswith("| keras/")]
+    assert len(rows) == len(cases) and sum("| not run |" in row for row in rows) == len(cases) - 1
+    assert rows[0].startswith(f"| {cases[0].spec.label} | ok |") and "| cuda:0 |" in rows[0]
+    assert len(page.splitlines()) < 70
+
+
+def replace_spec(record: RunRecord, spec: RunSpec) -> RunRecord:
+    """The synthetic record re-labelled as one case of the plan."""
+    return record.model_copy(update={"case_id": spec.id, "case_key": spec.case_key, "spec": spec.to_dict()})
+
+
+# ---------------------------------------------------------------- real GPU
+
+@pytest.mark.gpu
+@needs_data
+def test_real_gpu_run_passes_the_sanity_rules(tmp_path: Path, probe_cache: Path):
+    out = run_cli("run", "--framework", "torch", "--model", "cnn", "--device", "cuda", "cpu", "--epochs", "2",
+                  "--limit", "6000", "--batch-size", "500", "--infer-batch-sizes", "1", "--results", str(tmp_path),
+                  cache=probe_cache)
+    assert out.returncode == 0, out.stderr[-3000:]
+    records = read_store([tmp_path])[0]
+    checks = {c.rule: c for c in gpu_checks(records)}
+    assert all(c.verdict == "pass" for c in checks.values()), checks
+    cuda = next(r for r in records if r.spec["device"] == "cuda")
+    assert cuda.train_data_device == "cuda:0" and cuda.launch_bound is not None and cuda.step_launch_ms_p50 > 0
+
+
+@pytest.mark.gpu
+@needs_data
+def test_real_gpu_reduce_overhead_replays_cuda_graphs(tmp_path: Path, probe_cache: Path):
+    out = run_cli("run", "--framework", "torch", "--model", "dense", "--device", "cuda", "--compile", "reduce-overhead",
+                  "--epochs", "2", "--limit", "4000", "--batch-size", "500", "--infer-batch-sizes", "1", "1024",
+                  "--results", str(tmp_path), cache=probe_cache)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (record,) = read_store([tmp_path])[0]
+    assert record.status == "ok", (record.error, record.stderr_tail)
+    assert record.framework_info["cuda_graphs"] is True and record.test_accuracy > 0.5
+    assert record.sync_free_step_ms and record.step_time_ms_p50 and record.inference_at(1024)
