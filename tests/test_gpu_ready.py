@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from suite.bench import gpucheck
-from suite.core.spec import TORCH_COMPILE_MODES, RunSpec, SpecError, grid
+from suite.core.frameworks import TORCH_COMPILE_MODES
+from suite.core.spec import RunSpec, SpecError, grid
 from suite.measure.machine import fingerprint
 from suite.record.schema import GpuStats, RunRecord
 from suite.record.store import read_store, write_record
