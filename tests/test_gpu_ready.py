@@ -7,6 +7,8 @@ import math
 import os
 import subprocess
 import sys
+import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -201,6 +203,23 @@ def test_gpu_summary_is_one_page_with_the_verdict_and_every_case():
     assert len(page.splitlines()) < 70
 
 
+def test_gpu_check_records_cases_past_its_budget_and_writes_at_most_8_files(tmp_path: Path):
+    from suite.cli.gpucheck import run_cases, write_outputs
+
+    cases, results, out = gpucheck.planned(threads=2), tmp_path / "results", tmp_path / "out"
+    records = run_cases(cases, results, None, deadline=time.monotonic())  # no time left: nothing may start
+    assert [r.status for r in records] == ["skipped"] * len(cases)
+    assert all(r.error == "not run: the check's 480 s budget would be exceeded" for r in records)
+    out.mkdir()
+    info = {"found": gpucheck.environment(), "tests_line": "1 passed", "probes": {}, "cases": cases, "wall_s": 1.0}
+    assert write_outputs(out, results, info) == "n/a"
+    assert sorted(p.name for p in out.iterdir()) == ["records.tar.gz", "report.html", "summary.csv", "summary.md"]
+    with tarfile.open(out / "records.tar.gz") as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    assert len(read_store([tmp_path / "unpacked" / "results"])[0]) == len(cases)
+    assert "**GPU sanity: n/a**" in (out / "summary.md").read_text()
+
+
 def replace_spec(record: RunRecord, spec: RunSpec) -> RunRecord:
     """The synthetic record re-labelled as one case of the plan."""
     return record.model_copy(update={"case_id": spec.id, "case_key": spec.case_key, "spec": spec.to_dict()})
@@ -211,10 +230,11 @@ def replace_spec(record: RunRecord, spec: RunSpec) -> RunRecord:
 @pytest.mark.gpu
 @needs_data
 def test_real_gpu_run_passes_the_sanity_rules(tmp_path: Path, probe_cache: Path):
-    out = run_cli("run", "--framework", "torch", "--model", "cnn", "--device", "cuda", "cpu", "--epochs", "2",
-                  "--limit", "6000", "--batch-size", "500", "--infer-batch-sizes", "1", "--results", str(tmp_path),
-                  cache=probe_cache)
-    assert out.returncode == 0, out.stderr[-3000:]
+    # The GPU trains on all 48,000 samples for 3 epochs: a phase of a few NVML periods (150 ms), not a single one.
+    for device, limit in (("cuda", []), ("cpu", ["--limit", "6000"])):
+        out = run_cli("run", "--framework", "torch", "--model", "cnn", "--device", device, "--epochs", "3", *limit,
+                      "--batch-size", "500", "--infer-batch-sizes", "1", "--results", str(tmp_path), cache=probe_cache)
+        assert out.returncode == 0, out.stderr[-3000:]
     records = read_store([tmp_path])[0]
     checks = {c.rule: c for c in gpu_checks(records)}
     assert all(c.verdict == "pass" for c in checks.values()), checks
@@ -233,3 +253,21 @@ def test_real_gpu_reduce_overhead_replays_cuda_graphs(tmp_path: Path, probe_cach
     assert record.status == "ok", (record.error, record.stderr_tail)
     assert record.framework_info["cuda_graphs"] is True and record.test_accuracy > 0.5
     assert record.sync_free_step_ms and record.step_time_ms_p50 and record.inference_at(1024)
+
+
+def test_driver_versions_from_nvml_and_what_is_missing():
+    from suite.measure.nvml import driver_versions
+    from tests.test_nvml import FakeNvml, NVMLError_LibraryNotFound
+
+    class NewDriver(FakeNvml):
+        def nvmlSystemGetNVMLVersion(self) -> str:
+            return "13.580.82"
+
+        def nvmlSystemGetCudaDriverVersion(self) -> int:
+            return 13000
+
+    fake = NewDriver()
+    assert driver_versions(fake) == {"nvml": "13.580.82", "driver": "550.54.15", "cuda_driver": "13.0"}
+    assert fake.calls["shutdown"] == 1
+    assert driver_versions(FakeNvml())["nvml"].startswith("query failed: ")  # a driver without the CUDA query
+    assert driver_versions(FakeNvml(init_error=NVMLError_LibraryNotFound))["nvml"].startswith("unavailable: ")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from suite.core.spec import RunSpec, grid
-from suite.measure.nvml import NvmlUnavailable, gpu_inventory, load_nvml
+from suite.measure.machine import package_version
+from suite.measure.nvml import driver_versions, gpu_inventory
 
 BUDGET_S = 480.0
 EPOCHS = 2  # the least that gives a steady epoch (epoch 1 holds compilation)
@@ -86,34 +86,7 @@ def case_timeout_s(case: Planned) -> float:
     return max(60.0, 4 * math.ceil(case.estimate_s))
 
 
-def _nvml_versions() -> dict[str, Any]:
-    try:
-        nvml = load_nvml()
-    except NvmlUnavailable as exc:
-        return {"nvml": f"unavailable: {exc}"}
-    try:
-        found = {"nvml": _text(nvml.nvmlSystemGetNVMLVersion()), "driver": _text(nvml.nvmlSystemGetDriverVersion())}
-        cuda = nvml.nvmlSystemGetCudaDriverVersion()  # e.g. 13000 for CUDA 13.0
-        found["cuda_driver"] = f"{cuda // 1000}.{cuda % 1000 // 10}"
-        return found
-    except Exception as exc:  # an old driver lacks some queries: say which, keep the rest of the check going
-        return {"nvml": f"query failed: {exc}"}
-    finally:
-        nvml.nvmlShutdown()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def environment() -> dict[str, Any]:
     """What this box has: GPUs, driver, NVML and CUDA driver versions, and the version of every package the suite uses."""
-    return {"gpus": gpu_inventory(), **_nvml_versions(), "cpu_count": os.cpu_count(),
-            "packages": {p: _version(p) for p in PACKAGES}}
+    return {"gpus": gpu_inventory(), **driver_versions(), "cpu_count": os.cpu_count(),
+            "packages": {p: package_version(p) or "not installed" for p in PACKAGES}}

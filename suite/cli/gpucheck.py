@@ -86,6 +86,7 @@ def run_probes(out: Path, threads: int) -> dict:
 
 def run_cases(cases: list[Planned], results: Path, data_dir: str | None, deadline: float) -> list[RunRecord]:
     """Each case in its own process while the budget lasts; cases that would overrun it are recorded as skipped."""
+    from suite.run.executors import LocalExecutor
     from suite.run.runner import failure_record, run_plan
 
     records: list[RunRecord] = []
@@ -95,7 +96,7 @@ def run_cases(cases: list[Planned], results: Path, data_dir: str | None, deadlin
                                     "would be exceeded", None)
             write_record(record, results)
         else:
-            outcome = run_plan([case.spec], results, gpucheck.case_timeout_s(case), data_dir)
+            outcome = run_plan([case.spec], results, LocalExecutor(gpucheck.case_timeout_s(case), data_dir))
             if outcome.interrupted or not outcome.records:
                 break
             record = outcome.records[0]

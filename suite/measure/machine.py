@@ -19,7 +19,8 @@ VERSIONED_PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "jax", "jax
                       "fashionbench")
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed distribution's version, None when it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -54,7 +55,7 @@ def fingerprint() -> Machine:
         gpus=gpus,
         os=platform.platform(),
         python=platform.python_version(),
-        versions={p: _version(p) for p in VERSIONED_PACKAGES},
+        versions={p: package_version(p) for p in VERSIONED_PACKAGES},
     )
 
 
