@@ -82,8 +82,8 @@ def total_estimate_s(cases: list[Planned]) -> float:
 
 
 def case_timeout_s(case: Planned) -> float:
-    """Four times the estimate, at least a minute: a slow case is measured, a hung one does not eat the budget."""
-    return max(60.0, 4 * math.ceil(case.estimate_s))
+    """Four times the estimate, at least two minutes: a slow case is measured, a hung one does not eat the budget."""
+    return max(120.0, 4 * math.ceil(case.estimate_s))
 
 
 def environment() -> dict[str, Any]:
