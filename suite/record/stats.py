@@ -9,6 +9,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 
+def spread_pct(values: Sequence[float]) -> float:
+    """(max - min) / median in percent: how far apart the rounds of one measurement were."""
+    return (max(values) - min(values)) / float(np.median(values)) * 100
+
+
 def percentile_ms(seconds: Sequence[float], q: float) -> float:
     """The q-th percentile of durations, in milliseconds."""
     return float(np.percentile(np.asarray(seconds), q) * 1000.0)

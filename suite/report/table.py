@@ -21,6 +21,28 @@ SUMMARY_FIGURES = (
 )
 
 
+def probe_note(record: RunRecord) -> str:
+    """Where the peak an MFU divides by came from: figure and dtype, cached or fresh, when, round spread, threads."""
+    if record.mfu_pct is None or not record.peak_flops_per_s:
+        return "-"
+    head = f"peak {record.peak_flops_per_s / 1e9:,.0f} GFLOP/s {record.peak_flops_dtype or ''}".rstrip()
+    probe = record.peak_probe
+    if probe is None:
+        return f"{head}, provenance not recorded"
+    parts = [head, "cached" if probe.cached else "fresh", (probe.measured_utc or "time unknown")[:16].replace("T", " "),
+             f"±{probe.spread_pct:.0f}%" if probe.spread_pct is not None else "", f"{probe.threads} threads"]
+    if probe.threads and probe.cpu_cores_logical and probe.threads > probe.cpu_cores_logical:
+        parts.append(f"more than the {probe.cpu_cores_logical} cores")
+    if probe.disturbed:
+        parts.append(f"DISTURBED ({probe.disturbed})")
+    return ", ".join(p for p in parts if p)
+
+
+def probe_notes(records: list[RunRecord]) -> str:
+    """The distinct probe notes of the runs that have an MFU."""
+    return "; ".join(sorted({probe_note(r) for r in records if r.mfu_pct is not None})) or "-"
+
+
 def frame(records: list[RunRecord]) -> pd.DataFrame:
     """All records as a DataFrame of flat rows."""
     return pd.DataFrame([r.to_row() for r in records])
@@ -29,8 +51,9 @@ def frame(records: list[RunRecord]) -> pd.DataFrame:
 def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     """One row per run with the headline figures."""
     df = frame(records)
+    df["mfu_peak"] = [probe_note(r) for r in records]
     cols = ["created_utc", "hostname", "framework", "model", "device", "seed", "status", "epochs", "limit",
-            "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "error"]
+            "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "mfu_peak", "error"]
     return df[[c for c in cols if c in df.columns]]
 
 
@@ -57,6 +80,8 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
         tta_cols = [c for c in df.columns if c.startswith("tta_")]
         for column, header, fmt, scale in SUMMARY_FIGURES:
             row[header] = _cell(list(ok[column]) if column in ok else [], fmt, scale)
+        row["mfu_peak"] = probe_notes([r for r in records if r.case_key == first["case_key"]
+                                       and r.machine.machine_id == first["machine_id"] and r.status == "ok"])
         for column in tta_cols:
             row[column.replace("tta_", "tta@").replace("_s", "") + "_s"] = _cell(list(ok[column]), ".1f", 1.0)
         rows.append(row)

@@ -20,8 +20,8 @@ from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
-from suite.record.schema import RunRecord
-from suite.record.store import read_store, write_record
+from suite.record.schema import PeakProbe, RunRecord
+from suite.record.store import read_store, save_elsewhere, write_record
 
 STDERR_TAIL_CHARS = 4000
 PR_SET_PDEATHSIG = 1
@@ -147,28 +147,37 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     )
 
 
+# Disturbed probes of this process by (device, threads): never cached on disk, but a plan measures them once, not per case.
+_disturbed_probes: dict[tuple[str, int], dict[str, Any]] = {}
+
+
 def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False) -> dict[str, Any] | None:
     """The cached GEMM probe for this machine/device/threads, measured in a worker process when absent (or `force`);
-    None when the probe process failed. An "unavailable" entry (no such device) is returned but never cached."""
+    None when the probe process failed. `cached` says which it is; an "unavailable" entry (no such device) and a
+    disturbed one (contention while it ran) are returned but never cached."""
     machine_id = fingerprint().machine_id
-    entry = None if force else probe.cached(machine_id, device, threads)
-    if entry is None:
-        env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
-        result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
-        if result.output is None:
-            return None
-        entry = result.output
-        if "unavailable" not in entry:
-            probe.store(machine_id, device, threads, entry)
-    return entry
+    entry = None if force else probe.cached(machine_id, device, threads) or _disturbed_probes.get((device, threads))
+    if entry is not None:
+        return {**entry, "cached": not entry.get("disturbed")}
+    env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
+    result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
+    if result.output is None:
+        return None
+    entry = result.output
+    if entry.get("disturbed"):
+        _disturbed_probes[(device, threads)] = entry
+    elif "unavailable" not in entry:
+        probe.store(machine_id, device, threads, entry)
+    return {**entry, "cached": False}
 
 
-def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None]:
-    """(GEMM peak, its dtype) for the spec's precision from the cache, probing in a worker process the first time."""
+def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None, dict[str, Any] | None]:
+    """(GEMM peak, its dtype, the probe's provenance) for the spec's precision, probing in a worker process when not cached."""
     entry = probe_entry(spec.device, spec.threads, timeout_s)
     if entry is None:
-        return None, None
-    return probe.peak_for(entry, spec.precision)
+        return None, None, None
+    peak, dtype = probe.peak_for(entry, spec.precision)
+    return peak, dtype, probe.provenance(entry, dtype) if peak is not None else None
 
 
 def no_gpu_reason() -> str | None:
@@ -189,7 +198,7 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
-    peak, peak_dtype = peak_flops(spec, timeout_s)
+    peak, peak_dtype, peak_probe = peak_flops(spec, timeout_s)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
@@ -205,14 +214,15 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
+    record.peak_probe = PeakProbe.model_validate(peak_probe) if peak_probe else None
     return record
 
 
-def completed_case_ids(results_dir: Path) -> set[str]:
-    """Case ids already recorded as finished on this machine (errors and timeouts are not finished)."""
+def finished_records(results_dir: Path) -> list[RunRecord]:
+    """Records already finished on this machine (errors and timeouts are not finished)."""
     records, _ = read_store([results_dir])
     machine_id = fingerprint().machine_id
-    return {r.case_id for r in records if r.machine.machine_id == machine_id and r.status in ("ok", "diverged", "skipped")}
+    return [r for r in records if r.machine.machine_id == machine_id and r.status in ("ok", "diverged", "skipped")]
 
 
 @dataclass
@@ -221,7 +231,10 @@ class PlanOutcome:
 
     records: list[RunRecord] = field(default_factory=list)
     skipped_as_done: int = 0
+    already_done: list[RunRecord] = field(default_factory=list)  # the --resume records of this plan's cases
     interrupted: bool = False
+    write_failure: str | None = None  # one line: the results folder refused a record and the plan stopped
+    unsaved: RunRecord | None = None  # that record, when no fallback folder took it either
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -232,19 +245,29 @@ def run_plan(
     specs: list[RunSpec], results_dir: Path, timeout_s: float, data_dir: str | None = None, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
 ) -> PlanOutcome:
-    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and return."""
+    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and
+    return; a record the results folder refuses (disk full) is saved elsewhere and stops the plan."""
     outcome = PlanOutcome()
-    done = completed_case_ids(results_dir) if resume else set()
+    if resume:
+        ids = {s.id for s in specs}
+        outcome.already_done = [r for r in finished_records(results_dir) if r.case_id in ids]
+    done = {r.case_id for r in outcome.already_done}
     todo = [s for s in specs if s.id not in done]
     outcome.skipped_as_done = len(specs) - len(todo)
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for index, spec in enumerate(todo, 1):
             record = run_case(spec, timeout_s, data_dir)
-            path = write_record(record, results_dir)
             outcome.records.append(record)
-            if on_record:
+            try:
+                path = write_record(record, results_dir)
+            except OSError as exc:
+                outcome.write_failure, path = save_elsewhere(record, results_dir, exc)
+                outcome.unsaved = None if path else record
+            if on_record and path:
                 on_record(index, len(todo), record, path)
+            if outcome.write_failure:
+                break
     except Interrupted:
         if _current.process is not None:
             kill_group(_current.process)
