@@ -42,6 +42,7 @@ __all__ = [
     "prepare",
     "read_idx",
     "split_indices",
+    "train_size",
 ]
 
 
@@ -456,6 +457,12 @@ def _relabel(labels: np.ndarray, task: str) -> np.ndarray:
     if task == "tshirt-vs-shirt":
         return (labels == BINARY_CLASSES[1]).astype(np.int64)
     return labels.astype(np.int64)
+
+
+def train_size(ds: FashionMNIST, task: str) -> int:
+    """How many training samples the seeded split of `task` holds: the most --limit can select."""
+    pool = len(ds.train_labels) if task == "10-class" else int(np.isin(ds.train_labels, BINARY_CLASSES).sum())
+    return len(split_indices(pool, 0)[0])
 
 
 def prepare(ds: FashionMNIST, task: str, seed: int, limit: int | None = None) -> Prepared:

@@ -101,7 +101,9 @@ def frameworks_figure(cases: list[Case]) -> Figure | None:
     axes = fig.subplots(2, 3)
     for ax, key in zip(axes.flat, keys):
         _bars(ax, groups, METRIC_BY_KEY[key], frameworks)
-    axes.flat[0].legend(fontsize=8)
+    # The legend goes on the first panel with bars: throughput is empty when every run had a single epoch.
+    if labelled := next((ax for ax in axes.flat if ax.get_legend_handles_labels()[0]), None):
+        labelled.legend(fontsize=8)
     axes.flat[1].set_ylim(bottom=max(0.0, axes.flat[1].get_ylim()[0]))
     fig.suptitle("Frameworks side by side — bars: median, whiskers: IQR over repeats, dots: each run", fontsize=11)
     return fig
