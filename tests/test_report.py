@@ -27,11 +27,12 @@ import pytest
 from suite.cli import main
 from suite.core.spec import RunSpec
 from suite.measure.probe import PEAK_DTYPE
+from suite.record.metrics import METRIC_BY_KEY
 from suite.record.schema import EpochStats, GpuStats, RunRecord
 from suite.record.store import read_store, write_record
 from suite.report import env
 from suite.report.asv_results import build_series, read_asv_results
-from suite.report.cases import METRIC_BY_KEY, group_cases
+from suite.report.cases import group_cases
 from suite.report.curves import overfit_epochs, run_overfit
 from suite.report.hardware import NOT_MEASURED, case_costs, recommend
 from suite.report.prices import PriceError, load_prices, price_for
@@ -750,7 +751,7 @@ def test_not_measured_reasons_on_a_gpu_without_counters():
     reason = "nvmlDeviceGetUtilizationRates: Not Supported"
     runs = [with_figures(r, spec={**r.spec, "device": "cuda"}, gpu_train=GpuStats(available=False, reason=reason))
             for r in fixture_records() if setup_of(r) == "torch/dense/cpu"]
-    missing = {m.figure: m.reason for m in env.not_measured(group_cases(runs), [METRIC_BY_KEY["gpu_util_pct"],
+    missing = {m.figure: m.reason for m in env.not_measured(group_cases(runs), [METRIC_BY_KEY["gpu_util_mean_pct"],
                                                                                 METRIC_BY_KEY["mfu_pct"]])}
     assert missing["GPU util %"] == reason
     assert "MFU %" not in missing  # the fixture runs have a peak-FLOP/s probe

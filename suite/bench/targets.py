@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 from suite.bench import calibrate
 from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
+from suite.record.stats import cv_pct, spread_pct
 from suite.run.runner import run_plan
 
 MFU_GOAL_PCT = {"dense": 40.0, "cnn": 50.0}
@@ -61,8 +62,8 @@ def ratio_verdict(name: str, comparison: calibrate.Comparison, goal: float, stri
     ratio = comparison.ratio
     met = ratio > goal if strictly else ratio >= goal
     detail = (f"{statistics.median(comparison.first):,.0f} vs {statistics.median(comparison.second):,.0f} samples/s, "
-              f"{len(comparison.first)} alternated rounds, spread {calibrate.spread_pct(comparison.first):.1f}% / "
-              f"{calibrate.spread_pct(comparison.second):.1f}%")
+              f"{len(comparison.first)} alternated rounds, spread {spread_pct(comparison.first):.1f}% / "
+              f"{spread_pct(comparison.second):.1f}%")
     return Verdict(name, f"{ratio:.3f}", f"{'>' if strictly else '>='} {goal:g}", met, detail)
 
 
@@ -146,11 +147,6 @@ def quick_matrix_target(threads: int, timeout_s: float) -> Verdict:
     detail = f"`fashionbench run --quick` (2 frameworks × dense/cnn × cpu, 1 epoch, full data); exit {done.returncode}"
     return Verdict("quick matrix wall, start-up included", f"{wall_s:.1f} s", f"<= {QUICK_MATRIX_GOAL_S:g} s",
                    ok and wall_s <= QUICK_MATRIX_GOAL_S, detail)
-
-
-def cv_pct(values: list[float]) -> float:
-    """Coefficient of variation (sample standard deviation / mean) in percent."""
-    return statistics.stdev(values) / statistics.mean(values) * 100
 
 
 def repeat_noise_target(records: list[RunRecord]) -> Verdict:

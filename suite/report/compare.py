@@ -6,10 +6,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_metric
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
-from suite.report.cases import METRIC_BY_KEY, METRICS, Metric, beyond_noise, group_cases
+from suite.report.cases import beyond_noise, group_cases
 from suite.report.gate import format_failures, gate_failures
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
@@ -51,9 +52,10 @@ def parse_thresholds(items: list[str]) -> Thresholds:
         if not sep:
             default = _percent(item, item)
             continue
-        if name not in METRIC_BY_KEY:
+        known = find_metric(name)
+        if known is None:
             raise CompareError(f"--threshold {item!r}: unknown metric {name!r}; valid: {', '.join(METRIC_BY_KEY)}")
-        per_metric[name] = _percent(value, item)
+        per_metric[known.key] = _percent(value, item)
     return Thresholds(default, per_metric)
 
 
@@ -61,17 +63,18 @@ def metrics_help() -> str:
     """`compare --metric` help, generated from the metric registry so it cannot drift."""
     gated = " ".join(m.key for m in METRICS if m.gate)
     others = " ".join(m.key for m in METRICS if not m.gate)
-    return f"figures to compare and gate on (default, gated: {gated}; on request: {others})"
+    renamed = ", ".join(f"{old} = {new}" for old, new in ALIASES.items())
+    return f"figures to compare and gate on (default, gated: {gated}; on request: {others}; earlier names: {renamed})"
 
 
 def select_metrics(keys: list[str] | None) -> list[Metric]:
     """The named metrics (all of them gate), or the default gated set."""
     if not keys:
         return [m for m in METRICS if m.gate]
-    unknown = [k for k in keys if k not in METRIC_BY_KEY]
+    unknown = [k for k in keys if find_metric(k) is None]
     if unknown:
         raise CompareError(f"--metric {unknown[0]!r} is not known; valid: {', '.join(METRIC_BY_KEY)}")
-    return [METRIC_BY_KEY[k] for k in dict.fromkeys(keys)]
+    return list(dict.fromkeys(m for k in keys if (m := find_metric(k)) is not None))
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from suite.record.metrics import METRIC_BY_KEY, time_to_target_s
 from suite.record.schema import RunRecord
-from suite.report.cases import METRIC_BY_KEY, Case, epochs_to_target, median_with_inf, record_tta_s
+from suite.report.cases import Case, epochs_to_target, median_with_inf
 from suite.report.prices import Price, cost_usd, price_for
 
 NOT_MEASURED = "not measured"
@@ -52,8 +53,8 @@ def case_costs(case: Case, prices: dict[str, float], target: float) -> CaseCosts
     price = price_for(prices, case.machine, case.spec.device)
     epoch_s = _median_of(case, lambda r: r.steady_epoch_s)
     samples_per_s = _median_of(case, lambda r: r.train_steady_samples_per_s)
-    tta = _median_of(case, lambda r: record_tta_s(r, target))
-    reached = sum(1 for r in case.ok if (record_tta_s(r, target) or math.inf) < math.inf)
+    tta = _median_of(case, lambda r: time_to_target_s(r, target))
+    reached = sum(1 for r in case.ok if (time_to_target_s(r, target) or math.inf) < math.inf)
     latency_runs = [r for r in case.ok if r.inference]
     return CaseCosts(
         case=case, price=price, target=target,
@@ -63,7 +64,7 @@ def case_costs(case: Case, prices: dict[str, float], target: float) -> CaseCosts
         cost_per_1m_samples_usd=cost_usd(1e6 / samples_per_s, price) if samples_per_s else None,
         tta_s=tta,
         reached=f"{reached}/{len(case.ok)}",
-        cost_to_target_usd=_median_of(case, lambda r: _cost_or_inf(record_tta_s(r, target), price)),
+        cost_to_target_usd=_median_of(case, lambda r: _cost_or_inf(time_to_target_s(r, target), price)),
         energy_to_target_j=_median_of(case, lambda r: record_energy_to_target_j(r, target)),
         latency_p50_ms=_median_of(case, METRIC_BY_KEY["latency_p50_ms"].get),
         latency_p99_ms=_median_of(case, METRIC_BY_KEY["latency_p99_ms"].get),
