@@ -8,7 +8,8 @@ from typing import Iterable
 
 import numpy as np
 
-from suite.core.spec import DEFAULT_TARGETS, TASK_OF_MODEL, RunSpec
+from suite.core.models import CATALOG
+from suite.core.spec import RunSpec
 from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
 from suite.record.stats import Summary, summarize
@@ -30,8 +31,8 @@ def median_with_inf(values: Iterable[float | None]) -> float | None:
 def default_targets() -> dict[str, float]:
     """Per task, the lowest model default target: one target per task keeps models comparable."""
     targets: dict[str, float] = {}
-    for model, task in TASK_OF_MODEL.items():
-        targets[task] = min(targets.get(task, 1.0), *DEFAULT_TARGETS[model])
+    for facts in CATALOG.values():
+        targets[facts.task] = min(targets.get(facts.task, 1.0), *facts.targets)
     return targets
 
 
