@@ -9,12 +9,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from suite.core.spec import TASK_OF_MODEL, RunSpec
+from suite.core.data import TASK_CLASS_NAMES
+from suite.core.models import CATALOG
+from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
 
 # Ids end up in file names (records, report PNGs): letters, digits, dot, dash and underscore only.
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-CLASSES_OF_TASK = {"10-class": 10, "tshirt-vs-shirt": 2}
 _SPEC = TypeAdapter(RunSpec)
 
 
@@ -54,7 +55,7 @@ def _confusion_problem(record: RunRecord) -> str | None:
     matrix = record.confusion_matrix
     if not matrix:
         return None
-    classes = len(record.class_names) or CLASSES_OF_TASK[TASK_OF_MODEL[record.spec["model"]]]
+    classes = len(record.class_names) or len(TASK_CLASS_NAMES[CATALOG[record.spec["model"]].task])
     if len(matrix) != classes or any(len(row) != classes for row in matrix):
         shape = f"{len(matrix)} rows of {sorted({len(row) for row in matrix})} columns"
         return f"confusion_matrix is not {classes}×{classes} ({shape})"
