@@ -34,7 +34,7 @@ from suite.report import env
 from suite.report.asv_results import build_series, read_asv_results
 from suite.report.cases import group_cases
 from suite.report.curves import overfit_epochs, run_overfit
-from suite.report.hardware import NOT_MEASURED, case_costs, recommend
+from suite.report.hardware import NOT_MEASURED, case_costs, machine_name, recommend
 from suite.report.prices import PriceError, load_prices, price_for
 from tests.conftest import REPO
 
@@ -687,6 +687,17 @@ def test_recommendations_come_from_measured_figures():
         assert energy.setup == "keras/cnn/cpu"
     else:
         assert energy.machine == NOT_MEASURED and "reached" in energy.why
+
+
+def test_a_ray_machine_kind_prices_and_names_the_cases_run_on_it():
+    runs = [r.model_copy(update={"executor": "ray", "node_kind": "kindB"}) for r in fixture_records()
+            if r.spec["device"] == "cpu" and r.status == "ok"]
+    case = group_cases(runs)[0]
+    prices = {"cpu": 0.1, "kind:kindB": 0.7, "kind:kindA": 9.0}
+    assert price_for(prices, case.machine, "cpu", "kindB").key == "kind:kindB"  # kind beats device
+    assert price_for({**prices, case.machine.hostname: 0.2}, case.machine, "cpu", "kindB").usd_per_hour == 0.2
+    assert case_costs(case, prices, 0.5).price.key == "kind:kindB"
+    assert "; kind kindB;" in machine_name(case)
 
 
 def test_hardware_section_merges_machines_and_prices_them(built: Built):

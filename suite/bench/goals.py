@@ -21,6 +21,7 @@ from suite.core.models import CATALOG
 from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
 from suite.record.stats import cv_pct, spread_pct
+from suite.run.executors import LocalExecutor
 from suite.run.runner import run_plan
 
 QUICK_MATRIX_GOAL_S = 90.0
@@ -171,7 +172,7 @@ def run_goals(results: Path, threads: int, rounds: int, timeout_s: float, only: 
         for v in verdicts:
             say(v.line())
     if "variants" in only:
-        outcome = run_plan(candidate_specs(threads), results, timeout_s)
+        outcome = run_plan(candidate_specs(threads), results, LocalExecutor(timeout_s))
         pairs = best_variants(outcome.records)
         for line in variant_table(pairs):
             say(line)
@@ -185,6 +186,6 @@ def run_goals(results: Path, threads: int, rounds: int, timeout_s: float, only: 
         for framework in ("torch", "keras"):
             base = RunSpec(framework=framework, model="cnn", device="cpu", threads=threads, **SCREEN_SETTINGS["cnn"])
             specs = [replace(base, seed=base.seed + i, repeat=i) for i in range(CV_REPEATS)]
-            verdicts.append(repeat_noise_goal(run_plan(specs, results, timeout_s).records))
+            verdicts.append(repeat_noise_goal(run_plan(specs, results, LocalExecutor(timeout_s)).records))
             say(verdicts[-1].line())
     return verdicts

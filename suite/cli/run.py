@@ -7,12 +7,16 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float, warn_threads_above_cores
 from suite.core import data
 from suite.core import spec as specs
 from suite.record.schema import RunRecord
 from suite.record.store import ensure_writable
+
+if TYPE_CHECKING:
+    from suite.run.executors import Executor
 
 HELP = "train and evaluate a matrix of cases, one process each"
 
@@ -58,6 +62,18 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--data-dir", default=None)
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
+    where = run.add_argument_group("where cases run (README: Beyond one machine)")
+    where.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one case after another here; ray: each case a Ray task on a cluster node")
+    where.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="the Ray head's HOST:PORT or auto (default: $RAY_ADDRESS, else auto)")
+    where.add_argument("--on", nargs="+", default=None, metavar="KIND",
+                       help="run the plan on nodes of each machine kind (Ray resource kind:KIND)")
+    where.add_argument("--every-kind", action="store_true", help="run the plan once on every machine kind in the cluster")
+    where.add_argument("--per-node", type=int, default=1, metavar="N",
+                       help="timed cases a node runs at once (default 1: no case times another's load)")
+    where.add_argument("--retries", type=int, default=1, metavar="N",
+                       help="times a case is retried on another node of its kind when its node dies (default 1)")
 
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
@@ -88,7 +104,8 @@ def _fmt(value: float | None, spec: str = ",.0f") -> str:
 def progress_line(index: int, total: int, record: RunRecord) -> str:
     """One line per finished case."""
     spec = record.run_spec
-    head = f"[{index}/{total}] {spec.label} seed={spec.seed}: {record.status}"
+    where = f" on {record.node_kind or 'node'} {record.node_ip} ({(record.node_id or '?')[:8]})" if record.executor == "ray" else ""
+    head = f"[{index}/{total}] {spec.label} seed={spec.seed}{where}: {record.status}"
     if record.status != "ok":
         return f"{head} — {record.error}"
     return (f"{head}  test_acc={_fmt(record.test_accuracy, '.4f')}  train={_fmt(record.train_steady_samples_per_s)} "
@@ -111,22 +128,55 @@ def cap_limit(plan: list[specs.RunSpec], dataset: data.FashionMNIST) -> list[spe
     return capped
 
 
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The executor the flags ask for; cluster flags without --executor ray are refused, not ignored."""
+    from suite.run.executors import LocalExecutor
+    from suite.run.ray_cluster import RayExecutor
+
+    cluster_flags = {"--ray-address": args.ray_address is not None, "--on": args.on is not None,
+                     "--every-kind": args.every_kind, "--per-node": args.per_node != 1, "--retries": args.retries != 1}
+    if args.executor == "local":
+        if used := [flag for flag, given in cluster_flags.items() if given]:
+            raise UsageError(f"{used[0]} needs --executor ray")
+        return LocalExecutor(args.timeout, args.data_dir)
+    if args.on and args.every_kind:
+        raise UsageError("--on and --every-kind both choose the kinds; pass one of them")
+    if args.per_node < 1 or args.retries < 0:
+        raise UsageError(f"--per-node {args.per_node} / --retries {args.retries} out of range; valid: --per-node >= 1, "
+                         f"--retries >= 0")
+    address = args.ray_address or os.environ.get("RAY_ADDRESS") or "auto"
+    return RayExecutor(address, args.timeout, args.data_dir, kinds=args.on, every_kind=args.every_kind,
+                       per_node=args.per_node, retries=args.retries)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the plan; a bad case never stops the others."""
-    from suite.report.table import summary_table
-    from suite.run.runner import run_plan
+    from suite.run.ray_cluster import ClusterError
 
     plan = plan_from_args(args)
+    executor = executor_from_args(args)
     warn_threads_above_cores(args.threads)
     dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
     plan = cap_limit(plan, dataset)
     ensure_writable(args.results)
-    print(f"running {len(plan)} case(s), one process each; results → {args.results}/", flush=True)
+    try:
+        with executor:
+            return run_with(executor, plan, args)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace) -> int:
+    """Run the plan through a ready executor, printing one line per finished case, then the summary."""
+    from suite.report.table import summary_table
+    from suite.run.runner import run_plan
+
+    print(f"running {len(executor.jobs(plan))} case(s) {executor.describe()}; results → {args.results}/", flush=True)
 
     def report(index: int, total: int, record: RunRecord, path: Path) -> None:
         print(progress_line(index, total, record), flush=True)
 
-    outcome = run_plan(plan, args.results, args.timeout, args.data_dir, resume=args.resume, on_record=report)
+    outcome = run_plan(plan, args.results, executor, resume=args.resume, on_record=report)
     if outcome.skipped_as_done:
         print(f"--resume: {outcome.skipped_as_done} case(s) already finished were not run again")
     if outcome.interrupted:
@@ -136,8 +186,8 @@ def main(args: argparse.Namespace) -> int:
     if outcome.already_done or outcome.records:
         print(summary_table(outcome.already_done + outcome.records).to_string(index=False))
     if outcome.write_failure:
-        if outcome.unsaved:
-            print(outcome.unsaved.model_dump_json())
+        for record in outcome.unsaved:
+            print(record.model_dump_json())
         print(f"fashionbench: error: {outcome.write_failure}", file=sys.stderr)
         return 1
     bad = [r for r in outcome.records if r.status != "ok"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -84,14 +85,18 @@ def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) ->
     except (OSError, ValueError):
         entries = {}
     entries[_key(machine_id, device, threads)] = result
-    tmp = path.with_suffix(".tmp")
+    # A temp name of its own: several Ray nodes on one host may store their probes at the same moment.
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(entries, indent=1))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peak_flops-", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(entries, indent=1))
         os.replace(tmp, path)
     except OSError:
         # A full or read-only cache costs a probe next time, never the run.
-        tmp.unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _busy_cpu_s() -> float:

@@ -94,18 +94,28 @@ def write_record(record: RunRecord, results_dir: Path) -> Path:
     return final
 
 
-def save_elsewhere(record: RunRecord, results_dir: Path, error: OSError) -> tuple[str, Path | None]:
-    """Write a record its results folder refused (disk full) into the first fallback folder that takes it; the one line
-    saying what happened and what to do, and where it went (None: nowhere)."""
-    refused = f"cannot write to {results_dir}/ ({error.strerror or error}); the plan stopped"
+def save_elsewhere(record: RunRecord) -> Path | None:
+    """Write a record its results folder refused (disk full) into the first fallback folder that takes it; None: none did."""
     for directory in fallback_dirs():
         try:
-            path = write_record(record, directory)
+            return write_record(record, directory)
         except OSError:
             continue
-        return (f"{refused}; the finished case was saved to {path} — free space, move it into {results_dir}/ and run "
-                "the same command with --resume", path)
-    return f"{refused}; no fallback folder took the finished case either, so it follows on stdout as JSON", None
+    return None
+
+
+def refused_message(results_dir: Path, error: OSError, saved: list[Path], unsaved: int) -> str:
+    """The one line for a plan stopped because its results folder refused a record: where the finished cases went."""
+    line = f"cannot write to {results_dir}/ ({error.strerror or error}); the plan stopped"
+    if len(saved) == 1:
+        line += f"; the finished case was saved to {saved[0]}"
+    elif saved:
+        line += f"; {len(saved)} finished cases were saved to {saved[0].parent}/"
+    if saved:
+        line += f" — free space, move {'it' if len(saved) == 1 else 'them'} into {results_dir}/ and run the same command with --resume"
+    if unsaved:
+        line += f"; {unsaved} finished case(s) no fallback folder took follow on stdout as JSON"
+    return line
 
 
 def read_record(path: Path) -> RunRecord:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import ValidationError
 
@@ -21,7 +21,10 @@ from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
 from suite.record.schema import PeakProbe, RunRecord
-from suite.record.store import read_store, save_elsewhere, write_record
+from suite.record.store import read_store, refused_message, save_elsewhere, write_record
+
+if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
+    from suite.run.executors import Executor
 
 STDERR_TAIL_CHARS = 4000
 PR_SET_PDEATHSIG = 1
@@ -58,14 +61,7 @@ class WorkerResult:
     stderr_tail: str
     output: dict[str, Any] | None
     wall_s: float
-
-
-@dataclass
-class _Current:
-    process: subprocess.Popen[bytes] | None = None
-
-
-_current = _Current()
+    pid: int | None = None
 
 
 def _die_with_parent() -> None:
@@ -88,15 +84,15 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> Wo
                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
-            _current.process = process
             try:
                 process.wait(timeout=timeout_s)
                 timed_out = False
             except subprocess.TimeoutExpired:
                 kill_group(process)
                 timed_out = True
-            finally:
-                _current.process = None
+            except BaseException:  # Ctrl-C / SIGTERM / a cancelled Ray task: no training is left running behind
+                kill_group(process)
+                raise
         wall_s = time.perf_counter() - t0
         tail = err_path.read_bytes()[-STDERR_TAIL_CHARS:].decode("utf-8", "replace")
         output = None
@@ -105,7 +101,7 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> Wo
                 output = json.loads(out_path.read_text())
             except ValueError:
                 output = None
-        return WorkerResult(process.returncode, timed_out, tail, output, wall_s)
+        return WorkerResult(process.returncode, timed_out, tail, output, wall_s, process.pid)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -143,7 +139,7 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     return RunRecord(
         case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
         error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
-        git_commit=git_commit(), threads=spec.threads,
+        git_commit=git_commit(), threads=spec.threads, worker_pid=result.pid if result else None,
     )
 
 
@@ -215,14 +211,8 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
     record.peak_probe = PeakProbe.model_validate(peak_probe) if peak_probe else None
+    record.worker_pid = result.pid
     return record
-
-
-def finished_records(results_dir: Path) -> list[RunRecord]:
-    """Records already finished on this machine (errors and timeouts are not finished)."""
-    records, _ = read_store([results_dir])
-    machine_id = fingerprint().machine_id
-    return [r for r in records if r.machine.machine_id == machine_id and r.status in ("ok", "diverged", "skipped")]
 
 
 @dataclass
@@ -234,7 +224,8 @@ class PlanOutcome:
     already_done: list[RunRecord] = field(default_factory=list)  # the --resume records of this plan's cases
     interrupted: bool = False
     write_failure: str | None = None  # one line: the results folder refused a record and the plan stopped
-    unsaved: RunRecord | None = None  # that record, when no fallback folder took it either
+    saved_elsewhere: list[Path] = field(default_factory=list)  # the records it refused, in a fallback folder
+    unsaved: list[RunRecord] = field(default_factory=list)  # those no fallback folder took either
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -242,37 +233,55 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 def run_plan(
-    specs: list[RunSpec], results_dir: Path, timeout_s: float, data_dir: str | None = None, resume: bool = False,
+    specs: list[RunSpec], results_dir: Path, executor: Executor, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
 ) -> PlanOutcome:
-    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and
-    return; a record the results folder refuses (disk full) is saved elsewhere and stops the plan."""
+    """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
+    SIGINT/SIGTERM cancel what is still running, keep what finished, and return; a record the results folder refuses
+    (disk full) goes to a fallback folder and stops the plan."""
     outcome = PlanOutcome()
+    jobs = executor.jobs(specs)
     if resume:
-        ids = {s.id for s in specs}
-        outcome.already_done = [r for r in finished_records(results_dir) if r.case_id in ids]
-    done = {r.case_id for r in outcome.already_done}
-    todo = [s for s in specs if s.id not in done]
-    outcome.skipped_as_done = len(specs) - len(todo)
+        keys = {j.key for j in jobs}
+        outcome.already_done = [r for r in read_store([results_dir])[0] if executor.finished([r]) & keys]
+        done = executor.finished(outcome.already_done)
+        todo = [j for j in jobs if j.key not in done]
+    else:
+        todo = jobs
+    outcome.skipped_as_done = len(jobs) - len(todo)
+    write_error: list[OSError] = []
+
+    def keep(record: RunRecord) -> None:
+        outcome.records.append(record)
+        try:
+            if write_error:
+                raise write_error[0]  # once the folder refused a record, the rest go straight to the fallback
+            path = write_record(record, results_dir)
+        except OSError as exc:
+            write_error[:1] = [exc]
+            path = save_elsewhere(record)
+            if path:
+                outcome.saved_elsewhere.append(path)
+            else:
+                outcome.unsaved.append(record)
+        if on_record and path:
+            on_record(len(outcome.records), len(todo), record, path)
+
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for index, spec in enumerate(todo, 1):
-            record = run_case(spec, timeout_s, data_dir)
-            outcome.records.append(record)
-            try:
-                path = write_record(record, results_dir)
-            except OSError as exc:
-                outcome.write_failure, path = save_elsewhere(record, results_dir, exc)
-                outcome.unsaved = None if path else record
-            if on_record and path:
-                on_record(index, len(todo), record, path)
-            if outcome.write_failure:
+        for record in executor.run(todo):
+            keep(record)
+            if write_error:
+                for late in executor.cancel():
+                    keep(late)
                 break
     except Interrupted:
-        if _current.process is not None:
-            kill_group(_current.process)
         outcome.interrupted = True
+        for record in executor.cancel():
+            keep(record)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if write_error:
+        outcome.write_failure = refused_message(results_dir, write_error[0], outcome.saved_elsewhere, len(outcome.unsaved))
     return outcome
