@@ -65,7 +65,7 @@ def test_disk_full_keeps_every_record_and_stops_with_one_line(tmp_path: Path, di
     full, cache = tmp_path / "full", tmp_path / "cache"
     env: dict[str, str] = {}
     if disk == "tmpfs":
-        # 16 KiB: four 4-KiB pages, so the fifth record (each ~3.8 kB) finds the disk full.
+        # 16 KiB: four 4-KiB pages, room for a few records (4-5 kB each) but not for six.
         if not _mount_tmpfs(full, 16):
             pytest.skip("mounting a tmpfs needs root; the injected variant covers this machine")
     else:
@@ -83,12 +83,13 @@ def test_disk_full_keeps_every_record_and_stops_with_one_line(tmp_path: Path, di
     assert line.startswith(f"fashionbench: error: cannot write to {full / 'results'}/ (No space left on device); "
                            "the plan stopped; the finished case was saved to ")
     assert line.endswith("and run the same command with --resume")
-    assert len(kept) == 4 and not problems and not leftovers, "every earlier record intact, no half-written file"
+    assert 1 <= len(kept) < 6 and not problems and not leftovers, "every earlier record intact, no half-written file"
+    assert disk == "tmpfs" or len(kept) == 4
     (saved,) = (cache / "unsaved-results").glob("*.json")
     assert str(saved) in line
     record = read_record(saved)
     assert record.case_id not in {r.case_id for r in kept} and record.status == "skipped"
-    assert "[5/6]" in out.stdout and "[6/6]" not in out.stdout
+    assert f"[{len(kept) + 1}/6]" in out.stdout and f"[{len(kept) + 2}/6]" not in out.stdout, "the plan stopped there"
 
 
 # ------------------------------------------------------------------ 2. the gate

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -14,20 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import psutil
 from pydantic import ValidationError
 
 from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
+from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import PeakProbe, RunRecord
 from suite.record.store import read_store, refused_message, save_elsewhere, write_record
+from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
 
 if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
     from suite.run.executors import Executor
 
 STDERR_TAIL_CHARS = 4000
-PR_SET_PDEATHSIG = 1
 OOM_HINT = "out of memory; try a smaller --batch-size (or --limit) or a device with more memory"
 
 
@@ -64,25 +65,18 @@ class WorkerResult:
     pid: int | None = None
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the runner dies, so a killed run leaves no orphan training behind."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> WorkerResult:
-    """Start `python -m suite.run.worker` in its own process group; kill the whole group on timeout."""
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: list[str] | None = None) -> WorkerResult:
+    """Start `python -m [via...] suite.run.worker` (via: a launcher module's arguments, e.g. torchrun's) in its own
+    process group; kill the whole group on timeout."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
         job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
         t0 = time.perf_counter()
         with open(err_path, "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
+                [sys.executable, "-m", *(via or []), "suite.run.worker", str(job_path), str(out_path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             try:
                 process.wait(timeout=timeout_s)
@@ -105,11 +99,21 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> Wo
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and anything it started, then reap it."""
+    """SIGKILL the worker, its process group and every descendant (torchrun puts each rank in a session of its own),
+    then reap it."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
     process.wait()
 
 
@@ -194,12 +198,14 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
+    if reason := devices_missing_reason(spec):
+        return failure_record(spec, "skipped", reason, None)
     peak, peak_dtype, peak_probe = peak_flops(spec, timeout_s)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
-    result = run_worker(job, case_env(spec), timeout_s)
+    result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec))
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
@@ -226,6 +232,15 @@ class PlanOutcome:
     write_failure: str | None = None  # one line: the results folder refused a record and the plan stopped
     saved_elsewhere: list[Path] = field(default_factory=list)  # the records it refused, in a fallback folder
     unsaved: list[RunRecord] = field(default_factory=list)  # those no fallback folder took either
+
+
+def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
+    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.records)
+    for index, (before, after) in enumerate(zip(outcome.records, filled)):
+        if after is not before:
+            write_record(after, results_dir)  # same file name: the record is replaced atomically
+            outcome.records[index] = after
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -275,6 +290,8 @@ def run_plan(
                 for late in executor.cancel():
                     keep(late)
                 break
+        if not write_error:  # a full disk would refuse the rewrite too; the records as written stay valid
+            _store_scaling_efficiency(outcome, results_dir)
     except Interrupted:
         outcome.interrupted = True
         for record in executor.cancel():
