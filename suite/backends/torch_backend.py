@@ -318,11 +318,11 @@ def make_backend() -> TorchBackend:
     return TorchBackend()
 
 
-def gemm_flops_per_s(device: str, dtype: str, threads: int, size: int, repeats: int = 30) -> float:
-    """Best-of-N FLOP/s of an n×n matmul on the device: the practical peak that MFU divides by.
+def gemm_round_rates(device: str, dtype: str, threads: int, size: int, rounds: int = 3, calls: int = 10) -> list[float]:
+    """FLOP/s of the best n×n matmul in each of `rounds` rounds of `calls`, after a timed warm-up.
 
-    On a shared 2-vCPU VM best-of-5 after two warm-up calls ranged 53-178 GFLOP/s between runs; a low peak
-    inflates every MFU, hence a timed warm-up and N = 30."""
+    The best of all rounds is the practical peak MFU divides by; the spread between rounds shows whether something
+    else shared the device meanwhile (on a shared 2-vCPU VM best-of-5 ranged 53-178 GFLOP/s between runs)."""
     torch.set_num_threads(threads)
     target = torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
     if device == "cuda":
@@ -337,14 +337,17 @@ def gemm_flops_per_s(device: str, dtype: str, threads: int, size: int, repeats: 
     warm_until = time.perf_counter() + 1.0
     while time.perf_counter() < warm_until:
         torch.mm(a, b)
-    best_s = math.inf
-    for _ in range(repeats):
-        _sync(target)
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        _sync(target)
-        best_s = min(best_s, time.perf_counter() - t0)
-    return 2.0 * size**3 / best_s
+    rates = []
+    for _ in range(rounds):
+        best_s = math.inf
+        for _ in range(calls):
+            _sync(target)
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            _sync(target)
+            best_s = min(best_s, time.perf_counter() - t0)
+        rates.append(2.0 * size**3 / best_s)
+    return rates
 
 
 def _sync(device: torch.device) -> None:

@@ -42,7 +42,8 @@ def cpu_model() -> str:
 def fingerprint() -> Machine:
     """This machine, as recorded in every RunRecord; machine_id is stable for the same host, CPU and GPUs."""
     gpus = gpu_inventory()
-    hostname = socket.gethostname()
+    # A hostname that is not UTF-8 arrives with surrogate escapes, which neither hashing nor JSON can encode.
+    hostname = socket.gethostname().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     cpu = cpu_model()
     identity = "|".join([hostname, cpu, *(g.get("name", "") for g in gpus)])
     return Machine(

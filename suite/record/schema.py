@@ -104,6 +104,17 @@ class GpuStats(BaseModel):
     energy_source: str | None = None
 
 
+class PeakProbe(BaseModel):
+    """Where the peak FLOP/s a record's MFU divides by came from: when, how steady, at how many threads."""
+
+    measured_utc: str | None = None
+    cached: bool
+    threads: int | None = None
+    cpu_cores_logical: int | None = None
+    spread_pct: float | None = None  # (max - min) / median of the probe's rounds
+    disturbed: str | None = None  # why the probe was not trusted enough to cache (contention), None when steady
+
+
 class RunRecord(BaseModel):
     """Everything measured for one case (one spec, one process)."""
 
@@ -175,6 +186,7 @@ class RunRecord(BaseModel):
     peak_flops_per_s: float | None = None
     peak_flops_dtype: str | None = None  # which probe figure MFU divides by: the spec's arithmetic precision
     mfu_pct: float | None = None
+    peak_probe: PeakProbe | None = None
 
     # Data parallelism (--devices); None on records stored before the axis existed.
     world_size: int | None = None
@@ -223,7 +235,8 @@ class RunRecord(BaseModel):
             error=self.error,
         )
         skip = {"history", "inference", "per_class_accuracy", "confusion_matrix", "class_names", "machine", "spec",
-                "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail"}
+                "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail",
+                "peak_probe"}
         for name in type(self).model_fields:
             if name not in skip and name not in row:
                 row[name] = getattr(self, name)
@@ -233,6 +246,8 @@ class RunRecord(BaseModel):
             row[f"infer_bs{item.batch_size}_latency_ms_p99"] = item.latency_ms_p99
         for target, seconds in self.time_to_accuracy_s.items():
             row[f"tta_{target}_s"] = seconds
+        for key, value in (self.peak_probe or PeakProbe(cached=False)).model_dump().items():
+            row[f"peak_probe_{key}"] = value if self.peak_probe else None
         for phase, stats in (("train", self.gpu_train), ("infer", self.gpu_inference)):
             row[f"gpu_{phase}_util_mean_pct"] = stats.util_mean_pct if stats else None
             row[f"gpu_{phase}_energy_j"] = stats.energy_j if stats else None
