@@ -46,11 +46,15 @@ class Backend(Protocol):
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Model outputs for arbitrary images in eval mode."""
 
-    def step_times_s(self, steps: int) -> list[float]:
-        """Seconds of single optimizer steps, each ended by a device sync."""
+    def step_times_s(self, steps: int) -> tuple[list[float], list[float] | None]:
+        """Seconds of single optimizer steps, each ended by a device sync, and the seconds until each step returned
+        before that sync (None where a step cannot return before the device is done)."""
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Seconds per forward call on `batch_size` test images, outputs copied to host."""
+
+    def data_device(self) -> str:
+        """Where the training data lives, read from the loaded data itself (e.g. cuda:0, cpu)."""
 
     def snapshot(self) -> Any:
         """A copy of the current weights."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
+from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float, warn_threads_above_cores
 from suite.core import data
 from suite.core import spec as specs
 from suite.core.frameworks import SETTINGS
@@ -119,6 +120,22 @@ def progress_line(index: int, total: int, record: RunRecord) -> str:
             f"samples/s  first_epoch={_fmt(record.first_epoch_s, '.1f')} s  wall={_fmt(record.wall_s, '.1f')} s")
 
 
+def cap_limit(plan: list[specs.RunSpec], dataset: data.FashionMNIST) -> list[specs.RunSpec]:
+    """A --limit above what a model's training split holds means all of it: recorded as no limit, said once."""
+    notes: dict[str, str] = {}
+    capped = []
+    for spec in plan:
+        available = data.train_size(dataset, spec.task)
+        if spec.limit is not None and spec.limit > available:
+            notes[spec.model] = (f"fashionbench: note: --limit {spec.limit:,} is more than the {available:,} training "
+                                 f"samples of the {spec.model} split; using all {available:,} (recorded as no limit)")
+            spec = replace(spec, limit=None)
+        capped.append(spec)
+    for note in notes.values():
+        print(note, file=sys.stderr)
+    return capped
+
+
 def executor_from_args(args: argparse.Namespace) -> Executor:
     """The executor the flags ask for; cluster flags without --executor ray are refused, not ignored."""
     from suite.run.executors import LocalExecutor
@@ -146,7 +163,9 @@ def main(args: argparse.Namespace) -> int:
 
     plan = plan_from_args(args)
     executor = executor_from_args(args)
-    data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+    warn_threads_above_cores(args.threads)
+    dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+    plan = cap_limit(plan, dataset)
     ensure_writable(args.results)
     try:
         with executor:
@@ -172,8 +191,13 @@ def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Names
         print(f"interrupted: {len(outcome.records)} finished case(s) kept in {args.results}/; "
               f"run the same command with --resume to finish the rest", file=sys.stderr)
         return 130
-    if outcome.records:
-        print(summary_table(outcome.records).to_string(index=False))
+    if outcome.already_done or outcome.records:
+        print(summary_table(outcome.already_done + outcome.records).to_string(index=False))
+    if outcome.write_failure:
+        for record in outcome.unsaved:
+            print(record.model_dump_json())
+        print(f"fashionbench: error: {outcome.write_failure}", file=sys.stderr)
+        return 1
     bad = [r for r in outcome.records if r.status != "ok"]
     if args.strict and bad:
         print(f"--strict: {len(bad)} case(s) not ok", file=sys.stderr)

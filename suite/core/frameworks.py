@@ -11,7 +11,9 @@ from typing import Any
 
 from suite.core.models import CATALOG
 
-TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
+# reduce-overhead is torch.compile with CUDA graphs (one replay per step instead of one launch per kernel); on CPU
+# inductor skips the graphs, so there it is torch.compile's default code and the record says no graphs were used.
+TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 JIT_COMPILE = ("auto", "on", "off")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 
