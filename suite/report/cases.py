@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from suite.core.models import CATALOG
-from suite.core.spec import RunSpec
+from suite.core.spec import SCALING_DEFAULTS, RunSpec
 from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
 from suite.record.stats import Summary, summarize
@@ -121,7 +121,8 @@ def _disambiguate(cases: list[Case]) -> None:
 def variant_base(spec: RunSpec) -> RunSpec:
     """The spec with every variant flag at its default: cases sharing it differ only in variant settings."""
     defaults = RunSpec(framework=spec.framework, model=spec.model)
-    return replace(spec, **{name: getattr(defaults, name) for name in spec.variant_flags()})
+    # --devices is not a variant: its cases meet in the scaling section, measured against the 1-device case.
+    return replace(spec, **{name: getattr(defaults, name) for name in spec.variant_flags() if name not in SCALING_DEFAULTS})
 
 
 def variant_families(cases: list[Case]) -> list[list[Case]]:
@@ -155,3 +156,11 @@ def pareto_front(cases: list[Case], x: Metric, y: Metric) -> list[Case]:
     front = [(c, px, py) for c, px, py in points
              if not any(qx >= px and qy >= py and (qx > px or qy > py) for _, qx, qy in points)]
     return [c for c, _, _ in sorted(front, key=lambda item: item[1])]
+
+
+def launch_hint(records: list[RunRecord]) -> str:
+    """'launch-bound' when a CUDA run's step launch took most of its synced step time, '—' where not judged (CPU, Keras)."""
+    judged = [r.launch_bound for r in records if r.launch_bound is not None]
+    if not judged:
+        return "—"
+    return "launch-bound" if any(judged) else "device-bound"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -14,20 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import psutil
 from pydantic import ValidationError
 
 from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
-from suite.record.schema import RunRecord
-from suite.record.store import read_store, write_record
+from suite.record.scaling import with_scaling_efficiency
+from suite.record.schema import PeakProbe, RunRecord
+from suite.record.store import read_store, refused_message, save_elsewhere, write_record
+from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
 
 if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
     from suite.run.executors import Executor
 
 STDERR_TAIL_CHARS = 4000
-PR_SET_PDEATHSIG = 1
 OOM_HINT = "out of memory; try a smaller --batch-size (or --limit) or a device with more memory"
 
 
@@ -64,25 +65,18 @@ class WorkerResult:
     pid: int | None = None
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the runner dies, so a killed run leaves no orphan training behind."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> WorkerResult:
-    """Start `python -m suite.run.worker` in its own process group; kill the whole group on timeout."""
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: list[str] | None = None) -> WorkerResult:
+    """Start `python -m [via...] suite.run.worker` (via: a launcher module's arguments, e.g. torchrun's) in its own
+    process group; kill the whole group on timeout."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
         job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
         t0 = time.perf_counter()
         with open(err_path, "wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
+                [sys.executable, "-m", *(via or []), "suite.run.worker", str(job_path), str(out_path)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             try:
                 process.wait(timeout=timeout_s)
@@ -105,11 +99,21 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> Wo
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and anything it started, then reap it."""
+    """SIGKILL the worker, its process group and every descendant (torchrun puts each rank in a session of its own),
+    then reap it."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
     process.wait()
 
 
@@ -144,28 +148,37 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     )
 
 
+# Disturbed probes of this process by (device, threads): never cached on disk, but a plan measures them once, not per case.
+_disturbed_probes: dict[tuple[str, int], dict[str, Any]] = {}
+
+
 def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False) -> dict[str, Any] | None:
     """The cached GEMM probe for this machine/device/threads, measured in a worker process when absent (or `force`);
-    None when the probe process failed. An "unavailable" entry (no such device) is returned but never cached."""
+    None when the probe process failed. `cached` says which it is; an "unavailable" entry (no such device) and a
+    disturbed one (contention while it ran) are returned but never cached."""
     machine_id = fingerprint().machine_id
-    entry = None if force else probe.cached(machine_id, device, threads)
-    if entry is None:
-        env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
-        result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
-        if result.output is None:
-            return None
-        entry = result.output
-        if "unavailable" not in entry:
-            probe.store(machine_id, device, threads, entry)
-    return entry
+    entry = None if force else probe.cached(machine_id, device, threads) or _disturbed_probes.get((device, threads))
+    if entry is not None:
+        return {**entry, "cached": not entry.get("disturbed")}
+    env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
+    result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
+    if result.output is None:
+        return None
+    entry = result.output
+    if entry.get("disturbed"):
+        _disturbed_probes[(device, threads)] = entry
+    elif "unavailable" not in entry:
+        probe.store(machine_id, device, threads, entry)
+    return {**entry, "cached": False}
 
 
-def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None]:
-    """(GEMM peak, its dtype) for the spec's precision from the cache, probing in a worker process the first time."""
+def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None, dict[str, Any] | None]:
+    """(GEMM peak, its dtype, the probe's provenance) for the spec's precision, probing in a worker process when not cached."""
     entry = probe_entry(spec.device, spec.threads, timeout_s)
     if entry is None:
-        return None, None
-    return probe.peak_for(entry, spec.precision)
+        return None, None, None
+    peak, dtype = probe.peak_for(entry, spec.precision)
+    return peak, dtype, probe.provenance(entry, dtype) if peak is not None else None
 
 
 def no_gpu_reason() -> str | None:
@@ -186,12 +199,14 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
-    peak, peak_dtype = peak_flops(spec, timeout_s)
+    if reason := devices_missing_reason(spec):
+        return failure_record(spec, "skipped", reason, None)
+    peak, peak_dtype, peak_probe = peak_flops(spec, timeout_s)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
-    result = run_worker(job, case_env(spec), timeout_s)
+    result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec))
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
@@ -202,6 +217,7 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
+    record.peak_probe = PeakProbe.model_validate(peak_probe) if peak_probe else None
     record.worker_pid, record.process_wall_s = result.pid, result.wall_s
     return record
 
@@ -212,7 +228,20 @@ class PlanOutcome:
 
     records: list[RunRecord] = field(default_factory=list)
     skipped_as_done: int = 0
+    already_done: list[RunRecord] = field(default_factory=list)  # the --resume records of this plan's cases
     interrupted: bool = False
+    write_failure: str | None = None  # one line: the results folder refused a record and the plan stopped
+    saved_elsewhere: list[Path] = field(default_factory=list)  # the records it refused, in a fallback folder
+    unsaved: list[RunRecord] = field(default_factory=list)  # those no fallback folder took either
+
+
+def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
+    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.records)
+    for index, (before, after) in enumerate(zip(outcome.records, filled)):
+        if after is not before:
+            write_record(after, results_dir)  # same file name: the record is replaced atomically
+            outcome.records[index] = after
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -224,26 +253,46 @@ def run_plan(
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
 ) -> PlanOutcome:
     """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
-    SIGINT/SIGTERM cancel what is still running, keep what finished, and return."""
+    SIGINT/SIGTERM cancel what is still running, keep what finished, and return; a record the results folder refuses
+    (disk full) goes to a fallback folder and stops the plan."""
     outcome = PlanOutcome()
     jobs = executor.jobs(specs)
     if resume:
-        done = executor.finished(read_store([results_dir])[0])
+        keys = {j.key for j in jobs}
+        outcome.already_done = [r for r in read_store([results_dir])[0] if executor.finished([r]) & keys]
+        done = executor.finished(outcome.already_done)
         todo = [j for j in jobs if j.key not in done]
     else:
         todo = jobs
     outcome.skipped_as_done = len(jobs) - len(todo)
+    write_error: list[OSError] = []
 
     def keep(record: RunRecord) -> None:
-        path = write_record(record, results_dir)
         outcome.records.append(record)
-        if on_record:
+        try:
+            if write_error:
+                raise write_error[0]  # once the folder refused a record, the rest go straight to the fallback
+            path = write_record(record, results_dir)
+        except OSError as exc:
+            write_error[:1] = [exc]
+            path = save_elsewhere(record)
+            if path:
+                outcome.saved_elsewhere.append(path)
+            else:
+                outcome.unsaved.append(record)
+        if on_record and path:
             on_record(len(outcome.records), len(todo), record, path)
 
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for record in executor.run(todo):
             keep(record)
+            if write_error:
+                for late in executor.cancel():
+                    keep(late)
+                break
+        if not write_error:  # a full disk would refuse the rewrite too; the records as written stay valid
+            _store_scaling_efficiency(outcome, results_dir)
     except Interrupted:
         outcome.interrupted = True
         for record in executor.cancel():
@@ -251,4 +300,6 @@ def run_plan(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if write_error:
+        outcome.write_failure = refused_message(results_dir, write_error[0], outcome.saved_elsewhere, len(outcome.unsaved))
     return outcome

@@ -24,11 +24,14 @@ from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
-from suite.run.case import CaseSetup
+from suite.run.case import CaseSetup, torchrun_rank
+from suite.run.launch import die_with_parent
 
 STEP_TIMING_STEPS = 30
 INFERENCE_BUDGET_S = 1.0
 INFERENCE_WARMUP_CALLS = 3
+# A CUDA step whose host launch takes this share of its synced time leaves the GPU waiting on the CPU: launch-bound.
+LAUNCH_BOUND_SHARE = 0.8
 
 
 def eval_metrics(outputs: np.ndarray, labels: np.ndarray, binary: bool) -> tuple[float, np.ndarray]:
@@ -76,6 +79,7 @@ class Case:
         rec.params = backend.trainable_params()
         rec.forward_flops_per_sample = forward_flops_per_sample(spec)
         rec.train_flops_per_sample = train_flops_per_sample(spec)
+        rec.train_data_device = backend.data_device()
 
         # monitoring=False exists only so the overhead benchmark can compare against a run without samplers.
         sampler = NvmlSampler() if spec.device == "cuda" and rec.monitoring else None
@@ -126,8 +130,9 @@ class Case:
             backend.restore(best_state)
         rec.cpu_util_pct = cpu.util_pct
         rec.cpu_util_p95_pct = host.p95_pct() if isinstance(host, HostSampler) else None
-        for name, value in backend.device_memory().items():
+        for name, value in {**backend.device_memory(), **backend.distribution()}.items():
             setattr(rec, name, value)
+        rec.global_batch_size, rec.lr_effective = spec.global_batch_size, spec.effective_lr
         self._throughput()
 
     def _throughput(self) -> None:
@@ -140,9 +145,13 @@ class Case:
             rec.steady_epoch_s = float(np.median(epoch_s[1:]))
             rec.warmup_s = rec.first_epoch_s - rec.steady_epoch_s
             rec.train_steady_samples_per_s = rec.train_samples / rec.steady_epoch_s
+            rec.global_steady_samples_per_s = rec.train_steady_samples_per_s
+            rec.per_rank_steady_samples_per_s = rec.train_steady_samples_per_s / (rec.world_size or 1)
             rec.achieved_train_flops_per_s = rec.train_steady_samples_per_s * rec.train_flops_per_sample
             if rec.peak_flops_per_s:
-                rec.mfu_pct = 100.0 * rec.achieved_train_flops_per_s / rec.peak_flops_per_s
+                # The GEMM probe measures one GPU, or on cpu all --threads cores, which the replicas share out.
+                devices = (rec.world_size or 1) if self.spec.device == "cuda" else 1
+                rec.mfu_pct = 100.0 * rec.achieved_train_flops_per_s / (rec.peak_flops_per_s * devices)
         rec.time_to_accuracy_s = time_to_accuracy_s(
             epoch_s, [h.val_accuracy for h in rec.history], self.spec.effective_targets
         )
@@ -158,8 +167,10 @@ class Case:
 
     def _profile(self, backend: Backend, sampler: NvmlSampler | None) -> None:
         rec = self.record
-        steps = backend.step_times_s(STEP_TIMING_STEPS)
+        steps, launches = backend.step_times_s(STEP_TIMING_STEPS)
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
+        rec.step_launch_ms_p50 = percentile_ms(launches, 50) if launches else None
+        step_balance(rec, self.spec)
         with sampler.phase("inference") if sampler else nullcontext():
             for batch_size in self.spec.infer_batch_sizes:
                 rec.inference.append(measure_inference(backend, batch_size))
@@ -168,6 +179,16 @@ class Case:
             if rec.gpu_train.energy_j is not None and rec.train_total_s:
                 trained = rec.train_samples * len(rec.history)
                 rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
+
+
+def step_balance(rec: RunRecord, spec: RunSpec) -> None:
+    """Synced step time next to the sync-free loop's step time, and the launch-bound hint (CUDA, launch timed)."""
+    if rec.steady_epoch_s and rec.train_samples:
+        rec.sync_free_step_ms = 1000.0 * rec.steady_epoch_s / math.ceil(rec.train_samples / spec.batch_size)
+        if rec.step_time_ms_p50:
+            rec.synced_step_ratio = rec.step_time_ms_p50 / rec.sync_free_step_ms
+    if spec.device == "cuda" and rec.step_launch_ms_p50 is not None and rec.step_time_ms_p50:
+        rec.launch_bound = rec.step_launch_ms_p50 >= LAUNCH_BOUND_SHARE * rec.step_time_ms_p50
 
 
 def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:
@@ -220,6 +241,9 @@ def main(argv: list[str]) -> int:
     """Entry point: `python -m suite.run.worker JOB.json OUT.json`."""
     job = json.loads(Path(argv[0]).read_text())
     out = Path(argv[1])
+    rank = torchrun_rank()
+    if rank is not None:
+        die_with_parent()  # torchrun gave this rank a session of its own: tie its life to torchrun's instead
     if job.get("probe"):
         from suite.run.probe_job import run_probe
 
@@ -227,7 +251,9 @@ def main(argv: list[str]) -> int:
     elif job.get("bare"):
         out.write_text(json.dumps(run_bare(job["bare"])))
     else:
-        out.write_text(run_job(job).model_dump_json())
+        record = run_job(job)
+        if not rank:  # every rank trains; rank 0 alone (or the only process) writes the record
+            out.write_text(record.model_dump_json())
     return 0
 
 
