@@ -11,9 +11,6 @@ from suite.core.data import Prepared
 from suite.core.frameworks import FRAMEWORKS
 from suite.core.spec import RunSpec
 
-# torch runs one process, and backend, per data-parallel rank (torchrun); Keras keeps its replicas inside one backend.
-RANK_BACKENDS = {"torch": "suite.backends.torch_ddp"}
-
 
 class Unsupported(RuntimeError):
     """This case cannot run here (a setting the device or installation lacks); it is recorded as skipped with the message."""
@@ -86,8 +83,9 @@ def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
     """A backend set up for `spec` and what it set; raises Unsupported for combinations that cannot run."""
     if spec.unsupported_reason:
         raise Unsupported(spec.unsupported_reason)
-    if spec.devices > 1 and spec.framework in RANK_BACKENDS:
-        backend = importlib.import_module(RANK_BACKENDS[spec.framework]).make_backend()
+    rank_module = FRAMEWORKS[spec.framework].rank_backend_module
+    if spec.devices > 1 and rank_module:
+        backend = importlib.import_module(rank_module).make_backend()
     else:
         backend = get_backend(spec.framework)
     return backend, backend.setup(spec)

@@ -23,11 +23,11 @@ MAX_DEVICES = 1024
 # Speed settings: precision for every framework, then the framework-specific ones (grid() resets those to their
 # defaults on the other frameworks' cases).
 SPEED_DEFAULTS = {"precision": "fp32", **{name: setting.default for name, (_, setting) in SETTINGS.items()}}
+_IN_FIRST_RECORDS = {name for name, (_, setting) in SETTINGS.items() if setting.in_first_records}
 # Data-parallel axes: --devices N replicas, each with --batch-size samples per step, and the learning-rate rule.
 SCALING_DEFAULTS = {"devices": 1, "lr_scaling": "none"}
 # Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
-_ADDED_LATER = {**{k: v for k, v in SPEED_DEFAULTS.items() if not (k in SETTINGS and SETTINGS[k][1].in_first_records)},
-                **SCALING_DEFAULTS}
+_ADDED_LATER = {**{k: v for k, v in SPEED_DEFAULTS.items() if k not in _IN_FIRST_RECORDS}, **SCALING_DEFAULTS}
 
 
 # Training samples of each task's seeded 80 % split (suite.core.data.prepare): a plan's batches cannot be larger.
