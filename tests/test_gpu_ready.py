@@ -30,21 +30,21 @@ OTHER_TORCH = "2.11.0+cu130"  # the torch of the target H200 image, not the pinn
 
 
 def image_env() -> dict[str, str]:
-    """PYTHONPATH with the blocker first: tensorflow and asv cannot be imported, torch says it is 2.11."""
+    """PYTHONPATH with the blocker first: tensorflow, asv and ray cannot be imported, torch says it is 2.11."""
     return {"PYTHONPATH": f"{GPU_IMAGE}:{REPO}", "FASHIONBENCH_FAKE_TORCH_VERSION": OTHER_TORCH}
 
 
 def test_the_image_helper_really_blocks():
-    code = ("import importlib.util, torch; print(importlib.util.find_spec('tensorflow'), importlib.util.find_spec('asv'), "
+    code = ("import importlib.util as u, torch; print(u.find_spec('tensorflow'), u.find_spec('asv'), u.find_spec('ray'), "
             "torch.__version__)")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **image_env()}, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["None", "None", OTHER_TORCH]
+    assert done.stdout.split() == ["None", "None", "None", OTHER_TORCH]
 
 
 @needs_data
-def test_cli_runs_without_tensorflow_or_asv_and_with_another_torch(tmp_path: Path, probe_cache: Path):
+def test_cli_runs_without_tensorflow_asv_or_ray_and_with_another_torch(tmp_path: Path, probe_cache: Path):
     results, report = tmp_path / "results", tmp_path / "report"
     out = run_cli("run", "--framework", "torch", "keras", "--keras-backend", "tensorflow", "torch", "jax",
                   "--model", "dense", "--device", "cpu", "--epochs", "2", "--limit", "300", "--infer-batch-sizes", "1",
