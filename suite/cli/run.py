@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float, warn_threads_above_cores
 from suite.core import data
 from suite.core import spec as specs
+from suite.core.frameworks import SETTINGS
 from suite.record.schema import RunRecord
 from suite.record.store import ensure_writable
 
@@ -42,19 +43,18 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
     run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
     run.add_argument("--init", choices=specs.INITS, default="framework")
-    run.add_argument("--keras-backend", nargs="+", default=["tensorflow"], metavar="NAME",
-                     help="Keras 3 backend for keras cases: tensorflow, jax, torch (each case in its own process)")
-    speed = run.add_argument_group("speed settings (each accepts several values and becomes an axis of the plan)")
+    speed = run.add_argument_group("speed and framework settings (each accepts several values and becomes an axis of "
+                                   "the plan; a framework's own settings are dropped from the other frameworks' cases)")
     speed.add_argument("--precision", nargs="+", default=["fp32"], metavar="NAME",
                        help="fp32, bf16, fp16-mixed, tf32; combinations a device cannot run are recorded as skipped")
-    speed.add_argument("--compile", nargs="+", default=["none"], metavar="MODE",
-                       help="torch.compile mode for torch cases: none, default, max-autotune")
-    speed.add_argument("--jit-compile", nargs="+", default=["auto"], metavar="MODE",
-                       help="Keras compile(jit_compile=...) for keras cases: auto (Keras decides), on, off")
-    speed.add_argument("--channels-last", nargs="*", type=on_off, default=[False], metavar="off|on",
-                       help="channels-last memory format for the torch cnn (no value: on)")
-    speed.add_argument("--steps-per-execution", nargs="+", type=int, default=[1], metavar="N",
-                       help="Keras steps_per_execution for keras cases")
+    for name, (_, setting) in SETTINGS.items():
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(setting.default, bool):
+            speed.add_argument(flag, nargs="*", type=on_off, default=[setting.default], metavar="off|on",
+                               help=f"{setting.help} (no value: on)")
+        else:
+            speed.add_argument(flag, nargs="+", type=type(setting.default), default=[setting.default],
+                               metavar=setting.metavar, help=setting.help)
     scaling = run.add_argument_group("data-parallel scaling")
     scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
                          help="data-parallel replicas per case (an axis): torch via torchrun + DDP, Keras via "
@@ -89,9 +89,9 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
         "framework": args.framework, "model": args.model, "device": devices,
-        "batch_size": args.batch_size, "threads": args.threads, "keras_backend": args.keras_backend,
-        "precision": args.precision, "compile": args.compile, "jit_compile": args.jit_compile,
-        "channels_last": args.channels_last or [True], "steps_per_execution": args.steps_per_execution,
+        "batch_size": args.batch_size, "threads": args.threads, "precision": args.precision,
+        # A bare off|on flag (`--channels-last`) gives no values: it means on.
+        **{name: getattr(args, name) or [True] for name in SETTINGS},
         "devices": args.devices,
     }
     for name, values in axes.items():

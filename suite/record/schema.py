@@ -24,6 +24,9 @@ TIME_SCOPES = {
     "train_steady_samples_per_s": "training samples / steady_epoch_s (epoch 1 excluded)",
     "train_first_epoch_samples_per_s": "training samples / first_epoch_s",
     "step_time_ms": "single optimizer steps timed one by one after training, each ended by a device sync",
+    "step_launch_ms": ("host time for one of those steps to return, before the device sync (torch only): on CUDA the "
+                       "CPU-side launch cost; close to step_time_ms means the GPU waits on the CPU (launch-bound)"),
+    "sync_free_step_ms": "steady_epoch_s / steps per epoch: one step of the training loop that never waits for the device",
     "inference": "model forward at a fixed batch size after warm-up, each call ended by copying outputs to host",
     "time_to_accuracy_s": ("cumulative training time (validation excluded) until validation accuracy first reaches the target; "
                            "null if never"),
@@ -147,6 +150,11 @@ class RunRecord(BaseModel):
     train_first_epoch_samples_per_s: float | None = None
     step_time_ms_p50: float | None = None
     step_time_ms_p95: float | None = None
+    step_launch_ms_p50: float | None = None
+    sync_free_step_ms: float | None = None
+    synced_step_ratio: float | None = None  # step_time_ms_p50 / sync_free_step_ms: what waiting for the device costs
+    launch_bound: bool | None = None  # CUDA only: launching a step takes most of the step (see worker.LAUNCH_BOUND_SHARE)
+    train_data_device: str | None = None  # where the training tensors live, read from the tensor itself after loading
 
     test_accuracy: float | None = None
     test_loss: float | None = None

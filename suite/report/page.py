@@ -15,7 +15,7 @@ import jinja2
 from suite.record.metrics import METRIC_BY_KEY, METRICS
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.store import folder_problem, missing_results, read_store
-from suite.report import plots, scaling, sections
+from suite.report import plots, sanity, scaling, sections
 from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
 from suite.report.curves import RULE as OVERFIT_RULE
@@ -156,6 +156,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "curve_runs": curve_runs, "overfit_rule": OVERFIT_RULE,
         "per_class": sections.per_class_section(ok_cases, images),
         "hardware": sections.hardware_section(cases, prices, inputs.prices, targets, images),
+        "gpu_sanity": sanity.gpu_checks(records) if any(r.spec["device"] == "cuda" for r in records) else None,
         "commits": sections.commits_section(inputs.asv_results, inputs.pytest_benchmark, inputs.regression_pct,
                                             inputs.repo, images, problems),
         "environment": sections.environment_section(cases, targets),

@@ -15,7 +15,7 @@ from suite.record.metrics import METRIC_BY_KEY, Metric, shown_in, time_to_target
 from suite.record.store import safe_name
 from suite.report import env, plots
 from suite.report.asv_results import build_series, commit_subjects, read_asv_results
-from suite.report.cases import Case, best_values, beyond_noise, median_with_inf, variant_families
+from suite.report.cases import Case, best_values, beyond_noise, launch_hint, median_with_inf, variant_families
 from suite.report.curves import case_curves, run_overfit
 from suite.report.hardware import case_costs, recommend
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
@@ -199,7 +199,7 @@ def _variant_row(case: Case, baseline: Case | None, metrics: list[Metric], best:
             "ratio": f"{mine.median / base.median:.2f}×" if mine and base and base.median > 0 else "—",
             "noise": "baseline" if case is baseline else NOISE_TEXT[beyond_noise(mine, base)],
             "delta": f"{100 * (my_acc.median - base_acc.median):+.2f}" if my_acc and base_acc else "—",
-            "peak": probe_notes(case.ok)}
+            "peak": probe_notes(case.ok), "launch": launch_hint(case.ok)}
 
 
 def curves_section(cases: list[Case]) -> tuple[list[tuple[str, dict]], list[dict[str, str]]]:

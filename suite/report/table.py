@@ -8,7 +8,7 @@ from suite.record.metrics import Metric, shown_in, time_to_target_metric
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary
-from suite.report.cases import group_cases
+from suite.report.cases import group_cases, launch_hint
 
 
 def probe_note(record: RunRecord) -> str:
@@ -70,5 +70,6 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
             row[metric.key] = _cell(metric, case.stats(metric))
             if metric.key == "mfu_pct":
                 row["mfu_peak"] = probe_notes(case.ok)
+        row["launch"] = launch_hint(case.ok)
         rows.append(row)
     return pd.DataFrame(rows)
