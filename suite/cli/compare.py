@@ -11,13 +11,15 @@ HELP = "compare two result sets case by case; exit 1 on a regression (CI gate)"
 
 def add_arguments(compare: argparse.ArgumentParser) -> None:
     """Base, candidate, metrics and thresholds."""
-    from suite.report.compare import metrics_help
+    from suite.report.compare import FORMATS, metrics_help
 
     compare.add_argument("base", type=Path, metavar="BASE", help="results dir or file (the reference)")
     compare.add_argument("new", type=Path, metavar="NEW", help="results dir or file (the candidate)")
     compare.add_argument("--metric", nargs="+", default=None, metavar="NAME", help=metrics_help())
     compare.add_argument("--threshold", nargs="+", default=["5%"], metavar="PCT",
                          help="allowed relative change: 5%% for all, METRIC=2%% for one")
+    compare.add_argument("--format", choices=FORMATS, default="table",
+                         help="table (terminal) or markdown (pull-request comment, CI job summary); the exit code is the same")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     from suite.report import compare
 
     try:
-        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold)
+        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold, args.format)
     except compare.CompareError as exc:
         print(f"fashionbench: error: {exc}", file=sys.stderr)
         return compare.EXIT_BAD_INPUT

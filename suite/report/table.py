@@ -34,16 +34,19 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]]
 
 
-def _cell(values: list[float | None], fmt: str, scale: float) -> str:
+def _cell(values: list[float | None], fmt: str, scale: float, raw: bool = False) -> str | float | None:
     stats = summarize(v * scale if v is not None else None for v in values)
+    if raw:
+        return None if stats is None else stats.median
     if stats is None:
         return "-"
     text = format(stats.median, fmt)
     return text if stats.n == 1 else f"{text} ±{format(stats.iqr / 2, fmt)} (n={stats.n})"
 
 
-def summary_table(records: list[RunRecord]) -> pd.DataFrame:
-    """One row per case and machine: medians over repeats with half the IQR as spread."""
+def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
+    """One row per case and machine: medians over repeats with half the IQR as spread (`raw`: the medians as numbers,
+    for CSV/JSON readers)."""
     df = frame(records)
     rows = []
     for (_, _), group in df.groupby(["case_key", "machine_id"], sort=False):
@@ -56,8 +59,26 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
         }
         tta_cols = [c for c in df.columns if c.startswith("tta_")]
         for column, header, fmt, scale in SUMMARY_FIGURES:
-            row[header] = _cell(list(ok[column]) if column in ok else [], fmt, scale)
+            row[header] = _cell(list(ok[column]) if column in ok else [], fmt, scale, raw)
         for column in tta_cols:
-            row[column.replace("tta_", "tta@").replace("_s", "") + "_s"] = _cell(list(ok[column]), ".1f", 1.0)
+            row[column.replace("tta_", "tta@").replace("_s", "") + "_s"] = _cell(list(ok[column]), ".1f", 1.0, raw)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table; cells are kept as written (no number parsing) and `|` in them is escaped."""
+    cells = df.astype(object).where(df.notna(), "").map(lambda v: str(v).replace("|", "\\|"))
+    return cells.to_markdown(index=False, disable_numparse=True)
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    """The frame as a fixed-width table, markdown, CSV or JSON records."""
+    if fmt == "markdown":
+        return markdown(df)
+    if fmt == "csv":
+        return df.to_csv(index=False).rstrip("\n")
+    if fmt == "json":
+        return df.to_json(orient="records", indent=2)
+    return df.to_string(index=False)
