@@ -10,7 +10,6 @@ from pathlib import Path
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
 from suite.core import data
 from suite.core import spec as specs
-from suite.record.schema import RunRecord
 from suite.record.store import ensure_writable
 
 HELP = "train and evaluate a matrix of cases, one process each"
@@ -21,7 +20,8 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
     run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
     run.add_argument("--device", nargs="+", default=None, metavar="NAME",
-                     help="default cpu cuda; cuda cases are recorded as skipped, with the reason, where no GPU is usable")
+                     help="cpu, cuda or auto (the default: cpu, and cuda where NVML lists a GPU); an explicit cuda where "
+                          "no GPU is usable is recorded as skipped, with the reason")
     run.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --quick)")
     run.add_argument("--quick", action="store_true",
                      help="the quick matrix: cpu only and 1 epoch unless --device/--epochs say otherwise")
@@ -57,11 +57,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--data-dir", default=None)
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
+    run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
 
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     """Expand the run flags into specs, rejecting bad values before anything starts."""
-    devices = args.device or (["cpu"] if args.quick else ["cpu", "cuda"])
+    devices = resolve_devices(args.device or (["cpu"] if args.quick else ["auto"]))
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
         "framework": args.framework, "model": args.model, "device": devices,
@@ -80,34 +81,35 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     )
 
 
-def _fmt(value: float | None, spec: str = ",.0f") -> str:
-    return "-" if value is None else format(value, spec)
+def resolve_devices(names: list[str]) -> list[str]:
+    """`auto` stands for the devices this machine really has; explicit names are kept as given."""
+    if "auto" not in names:
+        return names
+    from suite.run.runner import present_devices
 
-
-def progress_line(index: int, total: int, record: RunRecord) -> str:
-    """One line per finished case."""
-    spec = record.run_spec
-    head = f"[{index}/{total}] {spec.label} seed={spec.seed}: {record.status}"
-    if record.status != "ok":
-        return f"{head} — {record.error}"
-    return (f"{head}  test_acc={_fmt(record.test_accuracy, '.4f')}  train={_fmt(record.train_steady_samples_per_s)} "
-            f"samples/s  first_epoch={_fmt(record.first_epoch_s, '.1f')} s  wall={_fmt(record.wall_s, '.1f')} s")
+    present = present_devices()
+    return list(dict.fromkeys(d for name in names for d in (present if name == "auto" else [name])))
 
 
 def main(args: argparse.Namespace) -> int:
     """Run the plan; a bad case never stops the others."""
+    from suite.cli.progress import make_view
     from suite.report.table import summary_table
     from suite.run.runner import run_plan
 
     plan = plan_from_args(args)
     data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
     ensure_writable(args.results)
-    print(f"running {len(plan)} case(s), one process each; results → {args.results}/", flush=True)
-
-    def report(index: int, total: int, record: RunRecord, path: Path) -> None:
-        print(progress_line(index, total, record), flush=True)
-
-    outcome = run_plan(plan, args.results, args.timeout, args.data_dir, resume=args.resume, on_record=report)
+    if not args.quiet:
+        devices = " ".join(dict.fromkeys(spec.device for spec in plan))
+        print(f"running {len(plan)} case(s) on {devices}, one process each; results → {args.results}/", flush=True)
+    view = make_view(args.quiet)
+    try:
+        outcome = run_plan(plan, args.results, args.timeout, args.data_dir, resume=args.resume,
+                           on_record=lambda index, total, record, path: view.finished(index, total, record),
+                           on_start=view.start, on_event=view.event)
+    finally:
+        view.close()
     if outcome.skipped_as_done:
         print(f"--resume: {outcome.skipped_as_done} case(s) already finished were not run again")
     if outcome.interrupted:

@@ -22,6 +22,7 @@ from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
 from suite.record.schema import RunRecord
 from suite.record.store import read_store, write_record
+from suite.run.events import EVENTS_FD_ENV, OnEvent, pump
 
 STDERR_TAIL_CHARS = 4000
 PR_SET_PDEATHSIG = 1
@@ -76,27 +77,33 @@ def _die_with_parent() -> None:
         pass
 
 
-def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float) -> WorkerResult:
-    """Start `python -m suite.run.worker` in its own process group; kill the whole group on timeout."""
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, on_event: OnEvent | None = None) -> WorkerResult:
+    """Start `python -m suite.run.worker` in its own process group, handing `on_event` its progress events as they come;
+    kill the whole group on timeout. Its stdout/stderr (framework log lines included) go to the record's stderr_tail only."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
         job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
+        read_fd, write_fd = os.pipe()
         t0 = time.perf_counter()
-        with open(err_path, "wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            _current.process = process
-            try:
-                process.wait(timeout=timeout_s)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                kill_group(process)
-                timed_out = True
-            finally:
-                _current.process = None
+        try:
+            with open(err_path, "wb") as err:
+                try:
+                    process = subprocess.Popen(
+                        [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
+                        stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env={**env, EVENTS_FD_ENV: str(write_fd)},
+                        start_new_session=True, preexec_fn=_die_with_parent, pass_fds=(write_fd,),
+                    )
+                finally:
+                    os.close(write_fd)  # the worker holds the only write end, so its exit ends the stream
+                _current.process = process
+                try:
+                    timed_out = not pump(read_fd, process, timeout_s, on_event)
+                    if timed_out:
+                        kill_group(process)
+                finally:
+                    _current.process = None
+        finally:
+            os.close(read_fd)
         wall_s = time.perf_counter() - t0
         tail = err_path.read_bytes()[-STDERR_TAIL_CHARS:].decode("utf-8", "replace")
         output = None
@@ -147,12 +154,15 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     )
 
 
-def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False) -> dict[str, Any] | None:
+def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False,
+                on_event: OnEvent | None = None) -> dict[str, Any] | None:
     """The cached GEMM probe for this machine/device/threads, measured in a worker process when absent (or `force`);
     None when the probe process failed. An "unavailable" entry (no such device) is returned but never cached."""
     machine_id = fingerprint().machine_id
     entry = None if force else probe.cached(machine_id, device, threads)
     if entry is None:
+        if on_event:
+            on_event({"phase": "probe", "device": device})
         env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
         result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
         if result.output is None:
@@ -163,9 +173,9 @@ def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False
     return entry
 
 
-def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None]:
+def peak_flops(spec: RunSpec, timeout_s: float, on_event: OnEvent | None = None) -> tuple[float | None, str | None]:
     """(GEMM peak, its dtype) for the spec's precision from the cache, probing in a worker process the first time."""
-    entry = probe_entry(spec.device, spec.threads, timeout_s)
+    entry = probe_entry(spec.device, spec.threads, timeout_s, on_event=on_event)
     if entry is None:
         return None, None
     return probe.peak_for(entry, spec.precision)
@@ -182,19 +192,26 @@ def no_gpu_reason() -> str | None:
     return "NVML lists no GPU"
 
 
-def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True) -> RunRecord:
-    """One case in one fresh process; whatever happens, a RunRecord comes back."""
+def present_devices() -> list[str]:
+    """The devices this machine really has: cpu always, cuda when NVML lists a GPU (what `--device auto` means)."""
+    return ["cpu"] if no_gpu_reason() else ["cpu", "cuda"]
+
+
+def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True,
+             on_event: OnEvent | None = None) -> RunRecord:
+    """One case in one fresh process, its progress events handed to `on_event` as they come; whatever happens, a
+    RunRecord comes back."""
     if spec.unsupported_reason:
         return failure_record(spec, "skipped", spec.unsupported_reason, None)
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
-    peak, peak_dtype = peak_flops(spec, timeout_s)
+    peak, peak_dtype = peak_flops(spec, timeout_s, on_event)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
-    result = run_worker(job, case_env(spec), timeout_s)
+    result = run_worker(job, case_env(spec), timeout_s, on_event)
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
@@ -231,8 +248,10 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 def run_plan(
     specs: list[RunSpec], results_dir: Path, timeout_s: float, data_dir: str | None = None, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
+    on_start: Callable[[int, int, RunSpec], None] | None = None, on_event: OnEvent | None = None,
 ) -> PlanOutcome:
-    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and return."""
+    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and return.
+    `on_start` hears of each case before it runs, `on_event` gets its worker's progress events, `on_record` its record."""
     outcome = PlanOutcome()
     done = completed_case_ids(results_dir) if resume else set()
     todo = [s for s in specs if s.id not in done]
@@ -240,7 +259,9 @@ def run_plan(
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for index, spec in enumerate(todo, 1):
-            record = run_case(spec, timeout_s, data_dir)
+            if on_start:
+                on_start(index, len(todo), spec)
+            record = run_case(spec, timeout_s, data_dir, on_event=on_event)
             path = write_record(record, results_dir)
             outcome.records.append(record)
             if on_record:
