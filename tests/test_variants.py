@@ -362,7 +362,7 @@ def test_keras_on_jax_and_torch_run_and_say_so(keras_backends, backend: str):
 def test_workers_pin_themselves_to_threads_cpus():
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs at least 2 usable CPUs")
-    code = "import os; from suite.run.worker import pin_cpus; print(len(pin_cpus(1)), len(os.sched_getaffinity(0)))"
+    code = "import os; from suite.run.case import pin_cpus; print(len(pin_cpus(1)), len(os.sched_getaffinity(0)))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "1"]
@@ -594,7 +594,7 @@ def test_keras_on_jax_without_jax_installed_is_unsupported(monkeypatch):
 def test_keras_on_torch_switches_tf32_on_cuda(torch_module, monkeypatch, precision, tf32):
     from suite.backends import keras_backend
 
-    monkeypatch.setattr(torch_module, "cuda_unavailable_reason", lambda: None)
+    monkeypatch.setattr(keras_backend, "cuda_unavailable_reason", lambda: None)
     assert keras_backend.configure_keras_torch("cuda", precision, 2) == "cuda:0"
     assert _tf32_flags(torch_module.torch) == (tf32, tf32)
 
@@ -605,7 +605,7 @@ def test_keras_on_torch_cpu_and_missing_gpu(torch_module, monkeypatch):
     before = _tf32_flags(torch_module.torch)
     assert keras_backend.configure_keras_torch("cpu", "fp32", 2) == "cpu"
     assert _tf32_flags(torch_module.torch) == before
-    monkeypatch.setattr(torch_module, "cuda_unavailable_reason", lambda: "no driver")
+    monkeypatch.setattr(keras_backend, "cuda_unavailable_reason", lambda: "no driver")
     with pytest.raises(DeviceUnavailable, match="no driver"):
         keras_backend.configure_keras_torch("cuda", "fp32", 2)
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from suite.backends import DeviceUnavailable, Unsupported
+from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.core.spec import RunSpec
@@ -60,8 +61,6 @@ def configure_jax(device: str, precision: str) -> str:
 def configure_keras_torch(device: str, precision: str, threads: int) -> str:
     """Threads, GPU check and TF32 for Keras on PyTorch; Keras places tensors on cuda whenever torch sees a GPU."""
     import torch
-
-    from suite.backends.torch_backend import cuda_unavailable_reason, set_cuda_tf32
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)

@@ -12,24 +12,10 @@ import torch
 from torch import nn
 
 from suite.backends import DeviceUnavailable, Unsupported
+from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.core.spec import RunSpec
-
-
-def cuda_unavailable_reason() -> str | None:
-    """Why CUDA cannot be used by torch here, or None when it can."""
-    if not torch.cuda.is_available():
-        built = torch.version.cuda
-        return f"torch.cuda.is_available() is False (torch built with CUDA {built}; no usable GPU or driver)"
-    return None
-
-
-def set_cuda_tf32(enabled: bool) -> None:
-    """TF32 for fp32 matmuls and convolutions; cuDNN convolutions default to TF32, so fp32 must switch it off explicitly."""
-    mode = "tf32" if enabled else "ieee"
-    torch.backends.cuda.matmul.fp32_precision = mode
-    torch.backends.cudnn.conv.fp32_precision = mode
 
 
 def autocast_dtype(spec: RunSpec) -> torch.dtype | None:

@@ -20,7 +20,6 @@ import tempfile
 import time
 from typing import IO, Any
 
-from suite.core import data
 from suite.core.spec import RunSpec
 from suite.run.runner import STDERR_TAIL_CHARS, case_env
 
@@ -112,9 +111,9 @@ class ResidentCase:
 
 
 def serve(requests: IO[str], replies: IO[str]) -> None:
-    """Child side: build the backend like the worker, then answer requests until stdin ends."""
-    from suite.backends import Unsupported, open_backend, skip_message
-    from suite.core.models import shared_weights
+    """Child side: set the case up as the worker does, then answer requests until stdin ends."""
+    from suite.backends import Unsupported, skip_message
+    from suite.run.case import CaseSetup
 
     def reply(message: dict[str, Any]) -> None:
         replies.write(json.dumps(message) + "\n")
@@ -123,10 +122,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     first = json.loads(requests.readline())
     spec = RunSpec.from_dict(first["spec"])
     try:
-        backend, _ = open_backend(spec)
-        prepared = data.prepare(data.load(first["data_dir"]), spec.task, spec.seed, spec.limit)
-        backend.build(spec, shared_weights(spec) if spec.init == "shared" else None)
-        backend.load_data(prepared)
+        case = CaseSetup(spec).open(first["data_dir"])
     except Unsupported as exc:
         reply({"skipped": skip_message(spec, exc)})
         return
@@ -134,17 +130,15 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         reply({"error": f"setup failed: {type(exc).__name__}: {exc}"})
         return
     reply({"ready": True})
-    n_train, epoch = len(prepared.y_train), 0
+    epoch = 0
     for line in requests:
         request = json.loads(line)
         try:
             if request["do"] == "train_epoch":
                 epoch += 1
-                images = data.augment(prepared.x_train, spec.seed, epoch) if spec.augment else None
-                backend.train_epoch(data.batch_order(n_train, spec.seed, epoch), images)
-                backend.sync()
+                case.train_epoch(epoch)
             elif request["do"] == "inference_pass":
-                backend.inference_latencies_s(request["batch_size"], calls=1, warmup_calls=0)
+                case.backend.inference_latencies_s(request["batch_size"], calls=1, warmup_calls=0)
             elif request["do"] != "ping":
                 raise ValueError(f"unknown request {request['do']!r}")
             reply({"ok": True})

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 import traceback
@@ -17,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from suite.backends import Backend, Unsupported, open_backend, skip_message
+from suite.backends import Backend, Unsupported, skip_message
 from suite.core import data
-from suite.core.models import forward_flops_per_sample, shared_weights, train_flops_per_sample
+from suite.core.models import forward_flops_per_sample, train_flops_per_sample
 from suite.core.spec import RunSpec
-from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes, rss_bytes
+from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
+from suite.run.case import CaseSetup
 
 STEP_TIMING_STEPS = 30
 INFERENCE_BUDGET_S = 1.0
@@ -49,15 +49,6 @@ def confusion(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.nda
     return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
 
 
-def pin_cpus(threads: int) -> list[int]:
-    """Restrict the process to `threads` CPUs when fewer than all: XLA (JAX) has no thread-count setting, so this is
-    how every framework gets the same number of cores. Returns the CPUs the process may run on."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if threads < len(allowed):
-        os.sched_setaffinity(0, allowed[:threads])
-    return sorted(os.sched_getaffinity(0))
-
-
 class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
@@ -71,26 +62,21 @@ class Case:
         )
         self.data_dir = data_dir
         self.binary = spec.model == "binary"
+        self.setup = CaseSetup(spec)
 
     def run(self) -> RunRecord:
         """Set up, train, evaluate and profile; the record says how far it got."""
-        spec, rec = self.spec, self.record
-        cpus = pin_cpus(spec.threads)
-        t0 = time.perf_counter()
-        backend, rec.framework_info = open_backend(spec)
-        rec.framework_info["cpu_affinity"] = cpus
-        rec.import_s = time.perf_counter() - t0
-        rec.host_rss_baseline_bytes = rss_bytes()
-
-        prepared = data.prepare(data.load(self.data_dir), spec.task, spec.seed, spec.limit)
-        rec.class_names = list(prepared.class_names)
-        t0 = time.perf_counter()
-        backend.build(spec, shared_weights(spec) if spec.init == "shared" else None)
-        rec.build_s = time.perf_counter() - t0
+        spec, rec, setup = self.spec, self.record, self.setup
+        try:
+            setup.open(self.data_dir)
+        finally:
+            rec.framework_info, rec.import_s, rec.build_s = setup.framework_info, setup.import_s, setup.build_s
+            rec.host_rss_baseline_bytes = setup.host_rss_baseline_bytes
+            rec.class_names = list(setup.prepared.class_names) if setup.prepared else []
+        backend, prepared = setup.backend, setup.prepared
         rec.params = backend.trainable_params()
         rec.forward_flops_per_sample = forward_flops_per_sample(spec)
         rec.train_flops_per_sample = train_flops_per_sample(spec)
-        backend.load_data(prepared)
 
         # monitoring=False exists only so the overhead benchmark can compare against a run without samplers.
         sampler = NvmlSampler() if spec.device == "cuda" and rec.monitoring else None
@@ -117,11 +103,8 @@ class Case:
         host = HostSampler() if rec.monitoring else nullcontext()
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
-                order = data.batch_order(n_train, spec.seed, epoch)
                 t0 = time.perf_counter()
-                images = data.augment(prepared.x_train, spec.seed, epoch) if spec.augment else None
-                loss, accuracy = backend.train_epoch(order, images)
-                backend.sync()
+                loss, accuracy = self.setup.train_epoch(epoch)
                 train_s = time.perf_counter() - t0
                 if not math.isfinite(loss):
                     rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
