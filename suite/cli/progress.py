@@ -150,6 +150,9 @@ class LiveView(PlanView):
         """In-epoch events move the case bar; the others name the phase."""
         if event.get("phase") == "train":
             self.progress.update(self.case, total=event["steps"], completed=event["step"], info=describe(event))
+        elif event.get("phase") == "epoch":
+            task = self.progress.tasks[self.case]
+            self.progress.update(self.case, completed=task.total or 0, info=describe(event))
         else:
             self.progress.update(self.case, info=describe(event))
         done = int(self.progress.tasks[self.plan].completed)

@@ -220,6 +220,9 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         record = RunRecord.model_validate(result.output)
     except ValidationError as exc:
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
+    # The worker's own output (framework start-up and log lines) is never shown while it runs; the record keeps it,
+    # ahead of any traceback the worker stored.
+    record.stderr_tail = (result.stderr_tail + (record.stderr_tail or ""))[-STDERR_TAIL_CHARS:] or None
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
     return record
