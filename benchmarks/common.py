@@ -3,26 +3,57 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 try:
     from suite.bench import plans
+    from suite.record.metrics import MIB, find_metric
     from suite.record.schema import RunRecord
     from suite.run.resident import ResidentCase
 except ImportError:  # asv runs these benchmarks against commits from before the layered packages too
+    from suite.report_cases import METRIC_BY_KEY, MIB  # type: ignore[no-redef]
     from suite.resident import ResidentCase  # type: ignore[no-redef]
     from suite.results import RunRecord  # type: ignore[no-redef]
 
     from suite import plans  # type: ignore[no-redef]
+
+    # Those commits kept the registry in report_cases under the keys before the rename (now the registry's aliases).
+    BEFORE_RENAME = {"rss_peak_mib": "peak_rss_mib", "device_peak_mib": "peak_device_mib", "gpu_util_mean_pct": "gpu_util_pct",
+                     "energy_per_1k_samples_j": "energy_per_1k_j", "time_to_target_s": "recorded_tta_s"}
+
+    def find_metric(key: str) -> Any:  # type: ignore[misc]
+        """The pre-refactor metric of a key (None for metrics those commits did not have: their tracks are n/a)."""
+        return METRIC_BY_KEY.get(BEFORE_RENAME.get(key, key))
 
 SPECS = plans.benchmark_specs()
 AXES = plans.benchmark_axes()
 Records = dict[tuple[str, str, str], dict[str, Any]]
 
 
-def figure(value: float | None) -> float:
-    """asv shows NaN as n/a and None as a failure: a figure this case does not have (a GPU figure on CPU) is n/a."""
-    return math.nan if value is None else float(value)
+def figure(value: float | None, per_unit: float = 1.0) -> float:
+    """asv shows NaN as n/a and None as a failure: a figure this case does not have (GPU on CPU, target never reached)
+    is n/a."""
+    return float(value) * per_unit if value is not None and math.isfinite(value) else math.nan
+
+
+# The units asv has always shown; MiB figures go out in bytes so their history does not jump by 2**20.
+ASV_UNITS = {"": ("fraction", 1.0), "s": ("seconds", 1.0), "MiB": ("bytes", MIB)}
+
+
+def tracked(key: str) -> Callable[..., float]:
+    """A track_* method reporting one registry metric of the case's record, with the metric's doc and unit.
+
+    The attribute name, not the metric key, names the asv benchmark: keep it when keys change, asv keys history by it.
+    """
+    metric = find_metric(key)
+    unit, per_unit = ASV_UNITS.get(metric.unit, (metric.unit, 1.0)) if metric is not None else ("unit", 1.0)
+
+    def track(self: Any, records: Any, *params: Any) -> float:
+        return figure(metric.get(self.record) if metric is not None else None, per_unit)
+
+    track.unit = unit  # type: ignore[attr-defined]
+    track.__doc__ = getattr(metric, "doc", None) or key
+    return track
 
 
 class CaseBenchmark:

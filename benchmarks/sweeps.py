@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import RunRecord, figure, plans
+from .common import RunRecord, plans, tracked
 
 SWEEP_SPECS = plans.sweep_specs()
 SWEEP_AXES = plans.sweep_axes()
@@ -33,22 +33,6 @@ class CnnSweep:
         """Skipped cases raise NotImplementedError (asv's n/a); failed cases fail the benchmark with their error."""
         self.record = plans.usable_record(records[(framework, device, batch_size, precision)])
 
-    def track_train_samples_per_s(self, records: SweepRecords, framework: str, device: str, batch_size: int,
-                                  precision: str) -> float:
-        """Steady-state training throughput: samples / median epoch time of epochs 2..N (validation excluded)."""
-        return figure(self.record.train_steady_samples_per_s)
-
-    track_train_samples_per_s.unit = "samples/s"
-
-    def track_mfu_pct(self, records: SweepRecords, framework: str, device: str, batch_size: int, precision: str) -> float:
-        """Model FLOP/s in steady-state training as a percentage of the device's GEMM peak in the case's precision."""
-        return figure(self.record.mfu_pct)
-
-    track_mfu_pct.unit = "%"
-
-    def track_test_accuracy(self, records: SweepRecords, framework: str, device: str, batch_size: int,
-                            precision: str) -> float:
-        """Accuracy on the 10,000-image test split after the last epoch: shows what a faster setting costs."""
-        return figure(self.record.test_accuracy)
-
-    track_test_accuracy.unit = "fraction"
+    track_train_samples_per_s = tracked("train_samples_per_s")
+    track_mfu_pct = tracked("mfu_pct")
+    track_test_accuracy = tracked("test_accuracy")

@@ -12,6 +12,7 @@ import pytest
 from suite.core import data
 
 REPO = Path(__file__).resolve().parents[1]
+FAULTS = REPO / "tests" / "helpers" / "faults"
 HAS_REAL_DATA = all((data.SYSTEM_DATA_DIR / f"{base}.gz").is_file() for base in data.FILES.values())
 needs_data = pytest.mark.skipif(
     not HAS_REAL_DATA, reason="Fashion-MNIST not installed: apt-get install -y dataset-fashion-mnist"
@@ -32,6 +33,13 @@ def run_cli(*args: str, cache: Path | None = None, env: dict[str, str] | None = 
         full_env["FASHIONBENCH_CACHE"] = str(cache)
     return subprocess.run([sys.executable, "-m", "suite", *args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout_s)
+
+
+def fault_env(faults: dict[int, str | None], **extra: str) -> dict[str, str]:
+    """Environment that gives each seed's worker its fault (see tests/helpers/faults/sitecustomize.py)."""
+    path = os.pathsep.join([str(FAULTS), os.environ.get("PYTHONPATH", "")])
+    spec = ",".join(f"{seed}={fault}" for seed, fault in faults.items() if fault)
+    return {"PYTHONPATH": path, "FASHIONBENCH_FAULTS": spec, **extra}
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from suite.cli import main
+from suite.record.metrics import METRIC_BY_KEY
 from suite.record.stats import summarize
-from suite.report.cases import METRIC_BY_KEY
 from suite.report.compare import REGRESSED, Thresholds, compare, parse_thresholds, select_metrics, verdict
 from tests.test_report import BOX2, STORE_A, fixture_records, setup_of, with_figures, with_machine, write_all
 

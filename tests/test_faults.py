@@ -14,22 +14,14 @@ import psutil
 import pytest
 
 from suite.record.store import read_store
-from tests.conftest import REPO, needs_data, run_cli
+from tests.conftest import REPO, fault_env, needs_data, run_cli
 
 pytestmark = needs_data
-FAULTS = REPO / "tests" / "helpers" / "faults"
 SMALL = ["--framework", "torch", "--device", "cpu", "--epochs", "2", "--limit", "300", "--batch-size", "50",
          "--infer-batch-sizes", "4"]
 
 
 FAULT_OF_SEED = {0: None, 1: "raise", 2: "exit", 3: "sigkill", 4: "oom", 5: "nan"}
-
-
-def fault_env(faults: dict[int, str | None], **extra: str) -> dict[str, str]:
-    """Environment that gives each seed's worker its fault (see tests/helpers/faults/sitecustomize.py)."""
-    path = os.pathsep.join([str(FAULTS), os.environ.get("PYTHONPATH", "")])
-    spec = ",".join(f"{seed}={fault}" for seed, fault in faults.items() if fault)
-    return {"PYTHONPATH": path, "FASHIONBENCH_FAULTS": spec, **extra}
 
 
 @pytest.fixture(scope="module")

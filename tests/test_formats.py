@@ -33,7 +33,7 @@ def test_show_markdown_is_one_pipe_row_per_case(capsys: pytest.CaptureFixture[st
     code, out, _ = cli(capsys, "show", "--results", str(STORE_A), "--format", "markdown")
     assert code == 0
     header, *rows = pipe_rows(out)
-    assert header[:3] == ["host", "framework", "model"] and "test_acc" in header
+    assert header[:3] == ["host", "framework", "model"] and "test_accuracy" in header
     cases = {r.case_key for r in fixture_records()}
     assert len(rows) == len(cases) and all(len(row) == len(header) for row in rows)
 
@@ -44,11 +44,11 @@ def test_show_csv_and_json_carry_medians_as_numbers(capsys: pytest.CaptureFixtur
     _, out, _ = cli(capsys, "show", "--results", str(STORE_A), "--format", "csv")
     table = pd.read_csv(io.StringIO(out))
     row = table[(table.framework == "torch") & (table.model == "dense") & (table.device == "cpu")].iloc[0]
-    assert row["test_acc"] == pytest.approx(np.median(torch_dense))
+    assert row["test_accuracy"] == pytest.approx(np.median(torch_dense))
     _, out, _ = cli(capsys, "show", "--results", str(STORE_A), "--format", "json")
     items = json.loads(out)
     assert len(items) == len(table)
-    assert all(isinstance(item["test_acc"], float) for item in items if item["status"] == "ok")
+    assert all(isinstance(item["test_accuracy"], float) for item in items if item["status"] == "ok")
 
 
 def test_show_all_json_is_one_item_per_run(capsys: pytest.CaptureFixture[str]):

@@ -43,6 +43,11 @@ def phases(events: list[dict]) -> list[str]:
     return out
 
 
+def workers_of(pid: int) -> list[psutil.Process]:
+    """The case worker processes `pid` has started and that still run."""
+    return [p for p in psutil.Process(pid).children() if "suite.run.worker" in " ".join(p.cmdline())]
+
+
 def emitter(script: str) -> tuple[int, subprocess.Popen[bytes]]:
     """A child process running `script` with an EventSink on a pipe; returns the read end and the process."""
     read_fd, write_fd = os.pipe()
@@ -131,8 +136,7 @@ def test_torch_case_streams_every_phase_while_its_worker_runs_and_carries_an_in_
     events: list[dict] = []
 
     def on_event(event: dict) -> None:
-        worker = runner._current.process
-        events.append({**event, "worker_alive": worker is not None and worker.poll() is None})
+        events.append({**event, "worker_alive": bool(workers_of(os.getpid()))})
 
     record = runner.run_case(RunSpec(framework="torch", model="dense", **TINY), 300, on_event=on_event)
     assert record.status == "ok", record.error
@@ -157,10 +161,7 @@ def test_quick_keras_run_prints_progress_lines_on_a_pipe_before_the_case_ends(tm
     args = ["run", "--quick", "--framework", "keras", "--model", "dense", "--limit", "2000", "--batch-size", "64",
             "--threads", "1", "--infer-batch-sizes", "1", "--results", str(tmp_path)]
     process = subprocess.Popen([sys.executable, "-m", "suite", *args], stdout=subprocess.PIPE, text=True, env=ENV)
-    lines: list[tuple[str, bool]] = []
-    for line in process.stdout:
-        workers = [p for p in psutil.Process(process.pid).children() if "suite.run.worker" in " ".join(p.cmdline())]
-        lines.append((line.rstrip("\n"), bool(workers)))
+    lines = [(line.rstrip("\n"), bool(workers_of(process.pid))) for line in process.stdout]
     assert process.wait(timeout=60) == 0
     text = [line for line, _ in lines]
     assert not any("\x1b[" in line for line in text), "no terminal codes on a pipe"
@@ -193,6 +194,16 @@ def test_live_view_draws_plan_case_and_step_bar_on_a_terminal():
     out = buffer.getvalue()
     assert "case 1/2" in out and "120/375" in out and "epoch 1/3 step 120/375 2,346 samples/s" in out
     assert "[1/2] " in out and ": ok  test_acc=" in out and "case 2/2" in out and "ETA 0:" in out
+
+
+def test_live_view_of_an_executor_that_only_reports_finished_cases():
+    buffer = io.StringIO()
+    view = LiveView(Console(file=buffer, force_terminal=True, width=140))
+    view.finished(1, 3, record_of())
+    view.progress.refresh()
+    view.close()
+    view.close()
+    assert "case 1/3" in buffer.getvalue() and "1/3" in buffer.getvalue()
 
 
 def test_plain_view_prints_phases_epochs_and_throttles_steps():
@@ -230,6 +241,9 @@ def test_eta_is_the_mean_wall_of_cases_that_ran():
     eta.case_started = time.monotonic()
     assert eta.remaining_s(2, 5) == pytest.approx(60.0, abs=0.5)
     assert eta.text(5, 5) == "ETA 0:00"
+    parallel = Eta()  # cases on a Ray cluster: no start calls, the plan's elapsed time per finished case
+    parallel.walls_s, parallel.started = [50.0, 50.0], time.monotonic() - 20
+    assert parallel.remaining_s(2, 5) == pytest.approx(30.0, abs=0.5)
 
 
 def plan_devices(*argv: str) -> list[str]:

@@ -27,13 +27,14 @@ import pytest
 from suite.cli import main
 from suite.core.spec import RunSpec
 from suite.measure.probe import PEAK_DTYPE
+from suite.record.metrics import METRIC_BY_KEY
 from suite.record.schema import EpochStats, GpuStats, RunRecord
 from suite.record.store import read_store, write_record
 from suite.report import env
 from suite.report.asv_results import build_series, read_asv_results
-from suite.report.cases import METRIC_BY_KEY, group_cases
+from suite.report.cases import group_cases
 from suite.report.curves import overfit_epochs, run_overfit
-from suite.report.hardware import NOT_MEASURED, case_costs, recommend
+from suite.report.hardware import NOT_MEASURED, case_costs, machine_name, recommend
 from suite.report.prices import PriceError, load_prices, price_for
 from tests.conftest import REPO
 
@@ -687,6 +688,17 @@ def test_recommendations_come_from_measured_figures():
         assert energy.machine == NOT_MEASURED and "reached" in energy.why
 
 
+def test_a_ray_machine_kind_prices_and_names_the_cases_run_on_it():
+    runs = [r.model_copy(update={"executor": "ray", "node_kind": "kindB"}) for r in fixture_records()
+            if r.spec["device"] == "cpu" and r.status == "ok"]
+    case = group_cases(runs)[0]
+    prices = {"cpu": 0.1, "kind:kindB": 0.7, "kind:kindA": 9.0}
+    assert price_for(prices, case.machine, "cpu", "kindB").key == "kind:kindB"  # kind beats device
+    assert price_for({**prices, case.machine.hostname: 0.2}, case.machine, "cpu", "kindB").usd_per_hour == 0.2
+    assert case_costs(case, prices, 0.5).price.key == "kind:kindB"
+    assert "; kind kindB;" in machine_name(case)
+
+
 def test_hardware_section_merges_machines_and_prices_them(built: Built):
     part = section(built, "hardware")
     assert {m["host"] for m in part.find("table", class_="machines").records()} == {"vm", "box-2", XSS}
@@ -749,7 +761,7 @@ def test_not_measured_reasons_on_a_gpu_without_counters():
     reason = "nvmlDeviceGetUtilizationRates: Not Supported"
     runs = [with_figures(r, spec={**r.spec, "device": "cuda"}, gpu_train=GpuStats(available=False, reason=reason))
             for r in fixture_records() if setup_of(r) == "torch/dense/cpu"]
-    missing = {m.figure: m.reason for m in env.not_measured(group_cases(runs), [METRIC_BY_KEY["gpu_util_pct"],
+    missing = {m.figure: m.reason for m in env.not_measured(group_cases(runs), [METRIC_BY_KEY["gpu_util_mean_pct"],
                                                                                 METRIC_BY_KEY["mfu_pct"]])}
     assert missing["GPU util %"] == reason
     assert "MFU %" not in missing  # the fixture runs have a peak-FLOP/s probe

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from suite.backends import DeviceUnavailable, Unsupported, open_backend, skip_message
-from suite.core.spec import KERAS_BACKENDS, PRECISIONS, RunSpec, SpecError, grid
+from suite.core.frameworks import KERAS_BACKENDS
+from suite.core.spec import PRECISIONS, RunSpec, SpecError, grid
 from suite.measure import probe
 from suite.record.schema import RunRecord
 from suite.record.store import read_store
@@ -533,7 +534,7 @@ def test_tensorflow_tf32_switch_is_left_alone_on_cpu(fake_tf32):
 
 def test_keras_precision_and_jit_tables_cover_every_choice():
     from suite.backends import keras_backend
-    from suite.core.spec import JIT_COMPILE
+    from suite.core.frameworks import JIT_COMPILE
 
     assert keras_backend.KERAS_POLICY == {"fp32": "float32", "tf32": "float32", "bf16": "mixed_bfloat16",
                                           "fp16-mixed": "mixed_float16"}

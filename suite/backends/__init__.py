@@ -8,10 +8,10 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from suite.core.data import Prepared
+from suite.core.frameworks import FRAMEWORKS
 from suite.core.spec import RunSpec
 
 StepHook = Callable[[int], None]
-_MODULES = {"torch": "suite.backends.torch_backend", "keras": "suite.backends.keras_backend"}
 
 
 class Unsupported(RuntimeError):
@@ -85,7 +85,7 @@ def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
 
 def get_backend(name: str) -> Backend:
     """Import the framework's backend lazily and return a fresh instance."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown framework {name!r}; choose from: {', '.join(_MODULES)}")
-    module = importlib.import_module(_MODULES[name])
+    if name not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {name!r}; choose from: {', '.join(FRAMEWORKS)}")
+    module = importlib.import_module(FRAMEWORKS[name].backend_module)
     return module.make_backend()

@@ -195,8 +195,7 @@ class KerasBackend:
             self.model = build_model(spec)
             if weights is not None:
                 self.model.set_weights([array for group in weights for array in group])
-            binary = spec.model == "binary"
-            loss = keras.losses.BinaryCrossentropy() if binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            loss = keras.losses.BinaryCrossentropy() if spec.binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss=loss, metrics=["accuracy"],
                                jit_compile=JIT_COMPILE[spec.jit_compile], steps_per_execution=spec.steps_per_execution)
         self.info.update(jit_compile=bool(self.model.jit_compile), steps_per_execution=spec.steps_per_execution,

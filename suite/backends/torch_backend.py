@@ -114,7 +114,7 @@ class TorchBackend:
             self.scaler = torch.amp.GradScaler(self.device.type)  # fp16 gradients underflow without loss scaling
         if spec.channels_last:
             self.memory_format = torch.channels_last
-        self.binary = spec.model == "binary"
+        self.binary = spec.binary
         self.batch_size = spec.batch_size
         return {
             "precision": spec.precision,

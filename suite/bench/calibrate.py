@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from suite.core.spec import RunSpec
+from suite.record.stats import spread_pct
 from suite.run.runner import case_env, run_case, run_worker
 
 HARNESS_TARGET = 0.95
@@ -66,11 +67,6 @@ def sampler_overhead(spec: RunSpec, rounds: int, timeout_s: float) -> Comparison
     """monitoring on ÷ monitoring off throughput."""
     return alternate(spec.label, rounds, lambda: suite_samples_per_s(spec, timeout_s, True),
                      lambda: suite_samples_per_s(spec, timeout_s, False))
-
-
-def spread_pct(values: list[float]) -> float:
-    """(max - min) / median in percent: how far apart the rounds of one side were."""
-    return (max(values) - min(values)) / statistics.median(values) * 100
 
 
 def describe(kind: str, comparison: Comparison) -> str:

@@ -7,14 +7,15 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from suite.cli import calibrate, compare, data, doctor, listing, probe, report, run, show, targets
+from suite.cli import calibrate, compare, data, doctor, goals, listing, probe, report, run, show, targets
 from suite.cli.common import Parser, UsageError
 from suite.core.data import DataError
 from suite.core.spec import SpecError
 from suite.record.schema import RecordError
 
 # Order is the order `fashionbench --help` lists them in.
-COMMANDS: tuple[ModuleType, ...] = (listing, run, show, probe, calibrate, targets, doctor, data, report, compare)
+COMMANDS: tuple[ModuleType, ...] = (listing, run, show, probe, calibrate, goals, doctor, data, report, compare,
+                                  targets)
 
 
 def command_name(module: ModuleType) -> str:

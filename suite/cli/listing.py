@@ -6,6 +6,8 @@ import argparse
 import os
 
 from suite.core import spec as specs
+from suite.core.frameworks import FRAMEWORKS, KERAS_BACKENDS, SETTINGS
+from suite.core.models import CATALOG
 
 NAME = "list"
 HELP = "frameworks, models, tasks and the devices this machine really has"
@@ -24,6 +26,16 @@ def _version(package: str) -> str:
         return "NOT INSTALLED"
 
 
+def _setting_usage() -> list[str]:
+    """`--compile none default max-autotune (torch)` for each framework-specific setting."""
+    usage = []
+    for name, (framework, setting) in SETTINGS.items():
+        values = " ".join(setting.choices) if setting.choices else ("N" if setting.bounds else "")
+        models = "" if setting.model_fact is None else " " + " ".join(setting.models)
+        usage.append(f"--{name.replace('_', '-')}{' ' + values if values else ''} ({framework}{models})")
+    return usage
+
+
 def main(args: argparse.Namespace) -> int:
     """Print what can be benchmarked and which devices this machine really has."""
     from suite.core.models import param_count
@@ -31,18 +43,16 @@ def main(args: argparse.Namespace) -> int:
     from suite.run.runner import no_gpu_reason
 
     print("frameworks:")
-    for name in ("torch", "keras"):
+    for name in FRAMEWORKS:
         print(f"  {name:<8} {_version(name)}")
     print("keras backends (--keras-backend):")
-    for name in specs.KERAS_BACKENDS:
+    for name in KERAS_BACKENDS:
         print(f"  {name:<10} {_version(name)}")
-    print(f"speed settings: --precision {' '.join(specs.PRECISIONS)} | --compile {' '.join(specs.TORCH_COMPILE_MODES)} "
-          f"(torch) | --jit-compile {' '.join(specs.JIT_COMPILE)} (keras) | --channels-last (torch cnn) | "
-          f"--steps-per-execution N (keras)")
+    print(f"speed settings: --precision {' '.join(specs.PRECISIONS)} | {' | '.join(_setting_usage())}")
     print("models:")
-    for model in specs.MODELS:
+    for model, facts in CATALOG.items():
         params = param_count(specs.RunSpec(framework="torch", model=model))
-        print(f"  {model:<8} task={specs.TASK_OF_MODEL[model]:<16} params={params:,}")
+        print(f"  {model:<8} task={facts.task:<16} params={params:,}")
     print("devices:")
     print(f"  cpu      {os.cpu_count()} logical cores")
     for gpu in gpu_inventory():

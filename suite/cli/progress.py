@@ -49,7 +49,8 @@ def describe(event: dict[str, Any]) -> str:
 def finished_line(index: int, total: int, record: RunRecord) -> str:
     """One line per finished case."""
     spec = record.run_spec
-    head = f"[{index}/{total}] {spec.label} seed={spec.seed}: {record.status}"
+    where = f" on {record.node_kind or 'node'} {record.node_ip} ({(record.node_id or '?')[:8]})" if record.executor == "ray" else ""
+    head = f"[{index}/{total}] {spec.label} seed={spec.seed}{where}: {record.status}"
     if record.status != "ok":
         return f"{head} — {record.error}"
     return (f"{head}  test_acc={_num(record.test_accuracy, '.4f')}  train={_num(record.train_steady_samples_per_s)} "
@@ -57,19 +58,23 @@ def finished_line(index: int, total: int, record: RunRecord) -> str:
 
 
 class Eta:
-    """Plan time left, from the wall time of the cases that ran (skipped ones take no time and would drag it down)."""
+    """Plan time left, from the cases that finished. One after another (`case_started` set): mean wall of the cases
+    that ran (skipped ones take no time and would drag it down); in parallel (Ray): plan elapsed per finished case."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
-        self.case_started = self.started
+        self.case_started: float | None = None
         self.walls_s: list[float] = []
 
     def remaining_s(self, done: int, total: int) -> float | None:
         """Seconds left: mean case wall × cases not finished, minus what the current case has already taken."""
-        if not self.walls_s:
+        if not self.walls_s or not done:
             return None
+        now = time.monotonic()
+        if self.case_started is None:
+            return (now - self.started) / done * (total - done)
         mean = sum(self.walls_s) / len(self.walls_s)
-        return max(0.0, mean * (total - done) - (time.monotonic() - self.case_started))
+        return max(0.0, mean * (total - done) - (now - self.case_started))
 
     def text(self, done: int, total: int) -> str:
         """`ETA 3:05` or `ETA ?` until a case has finished."""
@@ -135,10 +140,17 @@ class LiveView(PlanView):
         self.plan = self.progress.add_task("plan", total=None, info="")
         self.case = self.progress.add_task("", total=None, info="", visible=False)
         self.total = 0
-        self.progress.start()
+        self.live = False
+
+    def _show(self) -> None:
+        # Started on the first case, not when made: an error before any case runs leaves the terminal untouched.
+        if not self.live:
+            self.progress.start()
+            self.live = True
 
     def start(self, index: int, total: int, spec: RunSpec) -> None:
         """Plan bar to i-1/N, a fresh case row."""
+        self._show()
         self.total = total
         self.eta.case_started = time.monotonic()
         self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index - 1,
@@ -160,15 +172,19 @@ class LiveView(PlanView):
 
     def finished(self, index: int, total: int, record: RunRecord) -> None:
         """The case's one result line above the live rows."""
+        self._show()
         if record.wall_s and record.status != "skipped":
             self.eta.walls_s.append(record.wall_s)
-        self.progress.update(self.plan, completed=index, info=self.eta.text(index, total))
+        self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index,
+                             info=self.eta.text(index, total))
         self.progress.console.print(finished_line(index, total, record), highlight=False, markup=False)
 
     def close(self) -> None:
-        """Stop the live display, leaving the printed lines."""
-        self.progress.update(self.case, visible=False)
-        self.progress.stop()
+        """Stop the live display, leaving the printed lines; safe to call twice."""
+        if self.live:
+            self.progress.update(self.case, visible=False)
+            self.progress.stop()
+            self.live = False
 
 
 def make_view(quiet: bool, stream: IO[str] | None = None) -> PlanView:

@@ -6,11 +6,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
 from suite.core import data
 from suite.core import spec as specs
 from suite.record.store import ensure_writable
+
+if TYPE_CHECKING:
+    from suite.cli.progress import PlanView
+    from suite.run.executors import Executor
 
 HELP = "train and evaluate a matrix of cases, one process each"
 
@@ -58,6 +63,18 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
     run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
+    where = run.add_argument_group("where cases run (README: Beyond one machine)")
+    where.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="local: one case after another here; ray: each case a Ray task on a cluster node")
+    where.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="the Ray head's HOST:PORT or auto (default: $RAY_ADDRESS, else auto)")
+    where.add_argument("--on", nargs="+", default=None, metavar="KIND",
+                       help="run the plan on nodes of each machine kind (Ray resource kind:KIND)")
+    where.add_argument("--every-kind", action="store_true", help="run the plan once on every machine kind in the cluster")
+    where.add_argument("--per-node", type=int, default=1, metavar="N",
+                       help="timed cases a node runs at once (default 1: no case times another's load)")
+    where.add_argument("--retries", type=int, default=1, metavar="N",
+                       help="times a case is retried on another node of its kind when its node dies (default 1)")
 
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
@@ -91,25 +108,61 @@ def resolve_devices(names: list[str]) -> list[str]:
     return list(dict.fromkeys(d for name in names for d in (present if name == "auto" else [name])))
 
 
+def executor_from_args(args: argparse.Namespace, view: PlanView | None = None) -> Executor:
+    """The executor the flags ask for, reporting progress to `view`; cluster flags without --executor ray are refused,
+    not ignored."""
+    from suite.run.executors import LocalExecutor
+    from suite.run.ray_cluster import RayExecutor
+
+    cluster_flags = {"--ray-address": args.ray_address is not None, "--on": args.on is not None,
+                     "--every-kind": args.every_kind, "--per-node": args.per_node != 1, "--retries": args.retries != 1}
+    if args.executor == "local":
+        if used := [flag for flag, given in cluster_flags.items() if given]:
+            raise UsageError(f"{used[0]} needs --executor ray")
+        return LocalExecutor(args.timeout, args.data_dir, on_start=view and view.start, on_event=view and view.event)
+    if args.on and args.every_kind:
+        raise UsageError("--on and --every-kind both choose the kinds; pass one of them")
+    if args.per_node < 1 or args.retries < 0:
+        raise UsageError(f"--per-node {args.per_node} / --retries {args.retries} out of range; valid: --per-node >= 1, "
+                         f"--retries >= 0")
+    address = args.ray_address or os.environ.get("RAY_ADDRESS") or "auto"
+    return RayExecutor(address, args.timeout, args.data_dir, kinds=args.on, every_kind=args.every_kind,
+                       per_node=args.per_node, retries=args.retries)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the plan; a bad case never stops the others."""
     from suite.cli.progress import make_view
+    from suite.run.ray_cluster import ClusterError
+
+    plan = plan_from_args(args)
+    view = make_view(args.quiet)
+    executor = executor_from_args(args, view)
+    data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+    ensure_writable(args.results)
+    try:
+        with executor:
+            return run_with(executor, plan, args, view)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        view.close()
+
+
+def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace, view: PlanView) -> int:
+    """Run the plan through a ready executor, showing its progress in `view`, then the summary."""
     from suite.report.table import summary_table
     from suite.run.runner import run_plan
 
-    plan = plan_from_args(args)
-    data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
-    ensure_writable(args.results)
     if not args.quiet:
         devices = " ".join(dict.fromkeys(spec.device for spec in plan))
-        print(f"running {len(plan)} case(s) on {devices}, one process each; results → {args.results}/", flush=True)
-    view = make_view(args.quiet)
+        print(f"running {len(executor.jobs(plan))} case(s) on {devices}, {executor.describe()}; results → {args.results}/",
+              flush=True)
     try:
-        outcome = run_plan(plan, args.results, args.timeout, args.data_dir, resume=args.resume,
-                           on_record=lambda index, total, record, path: view.finished(index, total, record),
-                           on_start=view.start, on_event=view.event)
+        outcome = run_plan(plan, args.results, executor, resume=args.resume,
+                           on_record=lambda index, total, record, path: view.finished(index, total, record))
     finally:
-        view.close()
+        view.close()  # the live rows end before the summary (or the interruption notice) is printed
     if outcome.skipped_as_done:
         print(f"--resume: {outcome.skipped_as_done} case(s) already finished were not run again")
     if outcome.interrupted:

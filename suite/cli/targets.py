@@ -1,39 +1,18 @@
-"""`fashionbench targets`: the speed-goals benchmark, every ratio printed against its goal."""
+"""`fashionbench targets`: the old name of `fashionbench goals` ("target" now means an accuracy threshold only)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+import sys
 
-from suite.cli.common import check_rounds, positive_float
-from suite.core import data
-from suite.record.store import ensure_writable
+from suite.cli import goals
 
-HELP = ("the speed-targets benchmark: ratios, best-variant MFU, quick-matrix wall, repeat noise, each printed against "
-        "its goal (takes ~15 min)")
-PARTS = ("harness", "variants", "quick", "noise")
-
-
-def add_arguments(tgt: argparse.ArgumentParser) -> None:
-    """Which parts, threads, rounds, where cases are stored."""
-    tgt.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
-    tgt.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    tgt.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side of a ratio")
-    tgt.add_argument("--results", type=Path, default=Path("results/targets"),
-                     help="where the screening and repeat cases are stored (for show/report)")
-    tgt.add_argument("--timeout", type=positive_float, default=3600.0)
+HELP = "renamed to `goals`; runs it"
+add_arguments = goals.add_arguments
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the speed-targets benchmark; exit 1 when any target is missed."""
-    from suite.bench import targets
-
-    check_rounds(args.rounds)
-    data.load()
-    ensure_writable(args.results)
-    verdicts = targets.run_targets(args.results, args.threads, args.rounds, args.timeout, set(args.only),
-                                   lambda line: print(line, flush=True))
-    missed = [v for v in verdicts if not v.met]
-    print(f"{len(verdicts) - len(missed)}/{len(verdicts)} targets met; cases stored in {args.results}/")
-    return 1 if missed else 0
+    """Say the command was renamed, then run `goals` with the same flags."""
+    print("fashionbench: `targets` was renamed to `goals` (speed goals; a target is an accuracy threshold); "
+          "running `fashionbench goals`", file=sys.stderr)
+    return goals.main(args)

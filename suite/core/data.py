@@ -32,12 +32,14 @@ __all__ = [
     "Prepared",
     "SYSTEM_DATA_DIR",
     "TASKS",
+    "TASK_CLASS_NAMES",
     "augment",
     "batch_order",
     "cache_dir",
     "candidate_dirs",
     "download",
     "find_data_dir",
+    "is_binary",
     "load",
     "prepare",
     "read_idx",
@@ -64,7 +66,9 @@ CLASS_NAMES: tuple[str, ...] = (
 # The course's binary task: the two classes a dense net confuses most; 0 -> label 0, 6 -> label 1.
 BINARY_CLASSES = (0, 6)
 BINARY_CLASS_NAMES = ("T-shirt/top", "Shirt")
-TASKS = ("10-class", "tshirt-vs-shirt")
+# Each task's class names; a two-class task is binary (one sigmoid output, 0/1 labels), whichever model learns it.
+TASK_CLASS_NAMES = {"10-class": CLASS_NAMES, "tshirt-vs-shirt": BINARY_CLASS_NAMES}
+TASKS = tuple(TASK_CLASS_NAMES)
 
 # Role -> base file name (without .gz); also the order load() reads them in.
 FILES: dict[str, str] = {
@@ -451,6 +455,11 @@ def _scaled(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def is_binary(task: str) -> bool:
+    """Whether the task has two classes, learned as one sigmoid output."""
+    return len(TASK_CLASS_NAMES[task]) == 2
+
+
 def _relabel(labels: np.ndarray, task: str) -> np.ndarray:
     """Task labels as int64: class indices for 10-class, 0/1 (Shirt = 1) for the binary task."""
     if task == "tshirt-vs-shirt":
@@ -465,11 +474,9 @@ def prepare(ds: FashionMNIST, task: str, seed: int, limit: int | None = None) ->
     if task == "10-class":
         pool = np.arange(len(ds.train_labels), dtype=np.int64)
         test = np.arange(len(ds.test_labels), dtype=np.int64)
-        class_names = CLASS_NAMES
     elif task == "tshirt-vs-shirt":
         pool = np.flatnonzero(np.isin(ds.train_labels, BINARY_CLASSES))
         test = np.flatnonzero(np.isin(ds.test_labels, BINARY_CLASSES))
-        class_names = BINARY_CLASS_NAMES
     else:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     train_pos, val_pos = split_indices(len(pool), seed)
@@ -483,6 +490,6 @@ def prepare(ds: FashionMNIST, task: str, seed: int, limit: int | None = None) ->
         y_val=_relabel(ds.train_labels[val], task),
         x_test=_scaled(ds.test_images[test]),
         y_test=_relabel(ds.test_labels[test], task),
-        class_names=class_names,
+        class_names=TASK_CLASS_NAMES[task],
         task=task,
     )

@@ -1,12 +1,17 @@
-"""Framework-neutral architectures: layer lists both backends build from, analytic parameter and FLOP counts, shared init."""
+"""The model catalog (every fact about each model, one entry per model) and the framework-neutral architectures both
+backends build from: layer lists, analytic parameter and FLOP counts, shared init."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from suite.core.spec import RunSpec
+from suite.core import data
+
+if TYPE_CHECKING:  # spec validates against the catalog below, so it imports this module, not the other way round
+    from suite.core.spec import RunSpec
 
 INPUT_HW = (28, 28)
 BN_EPSILON = 1e-5  # torch's default; Keras is told the same so both normalise identically
@@ -75,23 +80,53 @@ class _Builder:
         self.add("flatten", (int(np.prod(self.shape)),))
 
 
-def architecture(spec: RunSpec) -> list[Layer]:
-    """The layers of the spec's model with its variant flags applied (batch norm after the affine layer, before ReLU)."""
-    b = _Builder()
-    if spec.model == "cnn":
-        b.conv(32, spec.batchnorm)
-        b.conv(64, spec.batchnorm)
+def _mlp(b: _Builder, batchnorm: bool, dropout: float) -> None:
+    """The course's hidden layer: 128 ReLU units (batch norm before the ReLU), then dropout."""
     b.flatten()
-    b.dense(128, spec.batchnorm)
+    b.dense(128, batchnorm)
     b.add("relu")
-    dropout = spec.dropout if spec.dropout is not None else (0.5 if spec.model == "cnn" else 0.0)
     if dropout > 0:
         b.add("dropout", rate=dropout)
-    if spec.model == "binary":
+
+
+def _cnn(b: _Builder, batchnorm: bool, dropout: float) -> None:
+    """Two 3×3 conv blocks (32, 64 filters, 2×2 max-pool) in front of the dense hidden layer."""
+    b.conv(32, batchnorm)
+    b.conv(64, batchnorm)
+    _mlp(b, batchnorm, dropout)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Everything the suite knows about one model: a new model is one CATALOG entry plus its layer function."""
+
+    task: str  # a suite.core.data task; it decides the output head and whether the model is binary
+    targets: tuple[float, ...]  # default validation accuracies for time-to-accuracy
+    dropout: float  # dropout rate before the output layer unless --dropout is given
+    channels_last: bool  # has convolutions, so torch's channels-last memory format applies
+    mfu_goal_pct: float | None  # MFU the speed-goals benchmark expects of its best CPU variant (None: no goal)
+    hidden: Callable[[_Builder, bool, float], None]  # the layers before the output head: (builder, batchnorm, dropout)
+
+
+CATALOG: dict[str, ModelFacts] = {
+    "dense": ModelFacts(task="10-class", targets=(0.85,), dropout=0.0, channels_last=False, mfu_goal_pct=40.0, hidden=_mlp),
+    "cnn": ModelFacts(task="10-class", targets=(0.90,), dropout=0.5, channels_last=True, mfu_goal_pct=50.0, hidden=_cnn),
+    # The course's sigmoid classifier on T-shirt/top vs Shirt.
+    "binary": ModelFacts(task="tshirt-vs-shirt", targets=(0.80,), dropout=0.0, channels_last=False, mfu_goal_pct=None,
+                         hidden=_mlp),
+}
+
+
+def architecture(spec: RunSpec) -> list[Layer]:
+    """The layers of the spec's model with its variant flags applied (batch norm after the affine layer, before ReLU)."""
+    facts = CATALOG[spec.model]
+    b = _Builder()
+    facts.hidden(b, spec.batchnorm, spec.dropout if spec.dropout is not None else facts.dropout)
+    if data.is_binary(facts.task):
         b.dense(1, batchnorm=False)
         b.add("sigmoid")
     else:
-        b.dense(10, batchnorm=False)
+        b.dense(len(data.TASK_CLASS_NAMES[facts.task]), batchnorm=False)
     return b.layers
 
 

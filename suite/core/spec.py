@@ -8,25 +8,21 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Iterable
 
-FRAMEWORKS = ("torch", "keras")
-MODELS = ("dense", "cnn", "binary")
+from suite.core import data, frameworks
+from suite.core.frameworks import SETTINGS, applies
+from suite.core.models import CATALOG
+
+FRAMEWORKS = tuple(frameworks.FRAMEWORKS)
+MODELS = tuple(CATALOG)
 DEVICES = ("cpu", "cuda")
 INITS = ("framework", "shared")
-KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
-TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
-JIT_COMPILE = ("auto", "on", "off")
 
-# Speed settings that apply to one framework only; grid() resets them to these defaults for the other framework.
-TORCH_ONLY = {"compile": "none", "channels_last": False}
-KERAS_ONLY = {"jit_compile": "auto", "steps_per_execution": 1, "keras_backend": "tensorflow"}
-SPEED_DEFAULTS = {"precision": "fp32", **TORCH_ONLY, **KERAS_ONLY}
+# Speed settings: precision for every framework, then the framework-specific ones (grid() resets those to their
+# defaults on the other frameworks' cases).
+SPEED_DEFAULTS = {"precision": "fp32", **{name: setting.default for name, (_, setting) in SETTINGS.items()}}
 # Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
-_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if k != "keras_backend"}
-
-# The task each model answers; `binary` is the course's sigmoid classifier on T-shirt/top vs Shirt.
-TASK_OF_MODEL = {"dense": "10-class", "cnn": "10-class", "binary": "tshirt-vs-shirt"}
-DEFAULT_TARGETS = {"dense": (0.85,), "cnn": (0.90,), "binary": (0.80,)}
+_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if not (k in SETTINGS and SETTINGS[k][1].in_first_records)}
 
 
 class SpecError(ValueError):
@@ -67,12 +63,17 @@ class RunSpec:
     @property
     def task(self) -> str:
         """The classification task the model is trained on."""
-        return TASK_OF_MODEL[self.model]
+        return CATALOG[self.model].task
+
+    @property
+    def binary(self) -> bool:
+        """Whether the task is binary (one sigmoid output), whichever model learns it."""
+        return data.is_binary(self.task)
 
     @property
     def effective_targets(self) -> tuple[float, ...]:
         """Validation-accuracy targets for time-to-accuracy (model defaults when none given)."""
-        return self.targets or DEFAULT_TARGETS[self.model]
+        return self.targets or CATALOG[self.model].targets
 
     @property
     def case_key(self) -> str:
@@ -152,15 +153,11 @@ def _check_range(name: str, value: float | None, low: float, high: float | None 
 
 def validate(spec: RunSpec) -> None:
     """Reject impossible values before any case starts, naming the valid range."""
-    check_choice("framework", spec.framework, FRAMEWORKS)
-    check_choice("model", spec.model, MODELS)
+    check_choice("framework", spec.framework, frameworks.FRAMEWORKS)
+    check_choice("model", spec.model, CATALOG)
     check_choice("device", spec.device, DEVICES)
     check_choice("init", spec.init, INITS)
-    check_choice("keras-backend", spec.keras_backend, KERAS_BACKENDS)
     check_choice("precision", spec.precision, PRECISIONS)
-    check_choice("compile", spec.compile, TORCH_COMPILE_MODES)
-    check_choice("jit-compile", spec.jit_compile, JIT_COMPILE)
-    _check_range("steps_per_execution", spec.steps_per_execution, 1, 100_000)
     _check_framework_settings(spec)
     _check_range("epochs", spec.epochs, 1, 10_000)
     _check_range("batch_size", spec.batch_size, 1, 60_000)
@@ -181,39 +178,31 @@ def validate(spec: RunSpec) -> None:
         )
 
 
-_FLAG_SCOPE = {
-    "compile": "torch (torch.compile); for keras use --jit-compile",
-    "channels_last": "the torch cnn only",
-    "jit_compile": "keras; for torch use --compile",
-    "steps_per_execution": "keras only",
-    "keras_backend": "--framework keras only",
-}
-
-
-def _applies(name: str, framework: str, model: str) -> bool:
-    if name == "channels_last":
-        return framework == "torch" and model == "cnn"
-    return framework == ("torch" if name in TORCH_ONLY else "keras")
-
-
 def _check_framework_settings(spec: RunSpec) -> None:
-    for name, default in {**TORCH_ONLY, **KERAS_ONLY}.items():
+    """Each framework-specific setting: a known value first, then whether it fits this case."""
+    for name, (_, setting) in SETTINGS.items():
         value = getattr(spec, name)
-        if value != default and not _applies(name, spec.framework, spec.model):
-            flag = name.replace("_", "-")
+        if setting.choices is not None:
+            check_choice(name.replace("_", "-"), value, setting.choices)
+        if setting.bounds is not None:
+            _check_range(name, value, *setting.bounds)
+    for name, (_, setting) in SETTINGS.items():
+        value = getattr(spec, name)
+        if value != setting.default and not applies(name, spec.framework, spec.model):
             shown = "" if isinstance(value, bool) else f" {value}"
-            raise SpecError(f"--{flag}{shown} applies to {_FLAG_SCOPE[name]}, not {spec.framework}/{spec.model}")
+            raise SpecError(f"--{name.replace('_', '-')}{shown} applies to {setting.scope_text}, not {spec.framework}/{spec.model}")
 
 
 def _check_setting_value(name: str, value: Any) -> None:
     """A bad value (--compile fast) is reported as such, before the question of which cases it fits."""
-    RunSpec(framework="torch" if name in TORCH_ONLY else "keras", model="cnn", **{name: value})
+    framework, setting = SETTINGS[name]
+    RunSpec(framework=framework, model=setting.models[0], **{name: value})
 
 
 def _scoped(values: dict[str, Any]) -> dict[str, Any]:
     """Reset framework-specific settings on cases they do not apply to, so one plan can mix frameworks."""
     framework, model = values.get("framework"), values.get("model")
-    return {k: (SPEED_DEFAULTS[k] if k in _FLAG_SCOPE and not _applies(k, framework, model) else v)
+    return {k: (SPEED_DEFAULTS[k] if k in SETTINGS and not applies(k, framework, model) else v)
             for k, v in values.items()}
 
 
@@ -230,7 +219,7 @@ def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list
     requested: dict[str, set[Any]] = {}
     for combo in itertools.product(*(list(axes[n]) for n in names)):
         values = {**dict(zip(names, combo)), **fixed}
-        for name in _FLAG_SCOPE:
+        for name in SETTINGS:
             if name in values and values[name] != SPEED_DEFAULTS[name]:
                 _check_setting_value(name, values[name])
                 requested.setdefault(name, set()).add(values[name])
@@ -239,5 +228,5 @@ def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list
     for name, wanted in requested.items():
         used = {getattr(b, name) for b in bases.values()}
         if not wanted & used:
-            raise SpecError(f"--{name.replace('_', '-')} applies to {_FLAG_SCOPE[name]}, and no case in this plan is one")
+            raise SpecError(f"--{name.replace('_', '-')} applies to {SETTINGS[name][1].scope_text}, and no case in this plan is one")
     return [replace(b, seed=b.seed + i, repeat=i) for b in bases.values() for i in range(repeats)]

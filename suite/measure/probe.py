@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) ->
     except (OSError, ValueError):
         entries = {}
     entries[_key(machine_id, device, threads)] = result
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=1))
+    # A temp name of its own: several Ray nodes on one host may store their probes at the same moment.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peak_flops-", suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(entries, indent=1))
     os.replace(tmp, path)

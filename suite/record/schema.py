@@ -174,6 +174,14 @@ class RunRecord(BaseModel):
 
     time_scopes: dict[str, str] = Field(default_factory=lambda: dict(TIME_SCOPES))
 
+    # Where the case ran (added with the Ray executor; records without them ran locally, one case at a time).
+    executor: Literal["local", "ray"] = "local"
+    worker_pid: int | None = None
+    node_id: str | None = None
+    node_ip: str | None = None
+    node_kind: str | None = None
+    per_node: int = 1  # timed cases allowed on the node at once (--per-node)
+
     @property
     def run_spec(self) -> RunSpec:
         """The spec as a RunSpec object."""

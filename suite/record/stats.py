@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -30,10 +31,15 @@ class Summary:
         """Inter-quartile range."""
         return self.q3 - self.q1
 
-    @property
-    def cv_pct(self) -> float | None:
-        """Coefficient of variation (IQR/1.349 as a robust sigma, over the median), percent."""
-        return 100.0 * (self.iqr / 1.349) / self.median if self.median else None
+
+def cv_pct(values: Sequence[float]) -> float:
+    """Coefficient of variation: sample standard deviation / mean, percent (the repeat-noise goal's figure)."""
+    return statistics.stdev(values) / statistics.mean(values) * 100
+
+
+def spread_pct(values: Sequence[float]) -> float:
+    """(max - min) / median, percent: how far apart alternated rounds of one side were (calibrate, harness goals)."""
+    return (max(values) - min(values)) / statistics.median(values) * 100
 
 
 def summarize(values: Iterable[float | None]) -> Summary | None:

@@ -12,11 +12,14 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from suite.record.metrics import METRIC_BY_ASV
+
 # asv 0.6 writes each benchmark as a row whose cells follow `result_columns`; older files may omit it.
 DEFAULT_COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
                    "stats_q_25", "stats_q_75", "stats_number", "stats_repeat", "samples", "profile"]
 SKIP_FILES = {"machine.json", "benchmarks.json"}
-# asv has no direction field: names with these words are higher-is-better, everything else (times) lower-is-better.
+# asv has no direction field: a track the metric registry names takes the registry's direction; any other name (older
+# benchmarks) is higher-is-better when it has one of these words, everything else (times) lower-is-better.
 HIGHER_IS_BETTER = re.compile(r"acc|per_s|throughput|mfu|util|speedup|_ops|score", re.I)
 REGRESSION_WINDOW = 3
 
@@ -122,7 +125,10 @@ def read_asv_results(root: Path) -> tuple[list[AsvPoint], dict[str, dict[str, An
 
 def higher_is_better(benchmark: str, unit: str) -> bool:
     """Direction of a figure from its name (asv itself treats larger as worse)."""
-    return unit != "seconds" and bool(HIGHER_IS_BETTER.search(benchmark.rsplit(".", 1)[-1]))
+    method = benchmark.rsplit(".", 1)[-1]
+    if method in METRIC_BY_ASV:
+        return METRIC_BY_ASV[method].higher_is_better
+    return unit != "seconds" and bool(HIGHER_IS_BETTER.search(method))
 
 
 def find_regressions(values: list[float], higher_better: bool, threshold_pct: float) -> list[tuple[int, float, float]]:

@@ -1,112 +1,18 @@
-"""Records grouped into cases (case_key + machine) and the direction-aware figures read from them."""
+"""Records grouped into cases (case_key + machine), and the medians, bests and fronts of registry metrics over them."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
-from suite.core.spec import DEFAULT_TARGETS, TASK_OF_MODEL, RunSpec
+from suite.core.models import CATALOG
+from suite.core.spec import RunSpec
+from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
-from suite.record.stats import Summary, summarize, time_to_accuracy_s
-
-MIB = 2**20
-
-
-@dataclass(frozen=True)
-class Metric:
-    """One figure of a record: how to read it, its unit, and which direction is better."""
-
-    key: str
-    header: str
-    unit: str
-    higher_is_better: bool
-    fmt: str
-    get: Callable[[RunRecord], float | None]
-    gate: bool = True  # compare fails on a regression of this figure by default
-
-    def better(self, a: float, b: float) -> bool:
-        """True when a is strictly better than b."""
-        return a > b if self.higher_is_better else a < b
-
-    def format(self, value: float | None) -> str:
-        """The value in this metric's format, '—' when missing."""
-        return "—" if value is None or not math.isfinite(value) else format(value, self.fmt)
-
-
-def _infer_largest(record: RunRecord) -> float | None:
-    # Throughput is quoted at the largest batch measured: that is the serving/batch-scoring regime.
-    return max(record.inference, key=lambda i: i.batch_size).samples_per_s if record.inference else None
-
-
-def _latency(quantile: str) -> Callable[[RunRecord], float | None]:
-    # Latency is quoted at the smallest batch measured (normally 1): the interactive regime.
-    def get(record: RunRecord) -> float | None:
-        if not record.inference:
-            return None
-        return getattr(min(record.inference, key=lambda i: i.batch_size), f"latency_ms_{quantile}")
-
-    return get
-
-
-def _mib(value: int | None) -> float | None:
-    return None if value is None else value / MIB
-
-
-def device_peak_bytes(record: RunRecord) -> int | None:
-    """Peak device memory as the framework saw it (allocator peak), else NVML's used peak."""
-    for value in (record.torch_peak_allocated_bytes, record.tf_peak_bytes, record.nvml_used_peak_bytes):
-        if value is not None:
-            return value
-    return None
-
-
-def _recorded_tta(record: RunRecord) -> float | None:
-    # The first recorded target: equal case_keys share targets, so compare sees like for like.
-    if not record.time_to_accuracy_s:
-        return None
-    value = next(iter(record.time_to_accuracy_s.values()))
-    return math.inf if value is None else value
-
-
-METRICS: tuple[Metric, ...] = (
-    Metric("test_accuracy", "test accuracy", "", True, ".4f", lambda r: r.test_accuracy),
-    Metric("train_samples_per_s", "train samples/s", "samples/s", True, ",.0f", lambda r: r.train_steady_samples_per_s),
-    Metric("first_epoch_s", "first epoch s", "s", False, ".2f", lambda r: r.first_epoch_s),
-    Metric("warmup_s", "warm-up s", "s", False, ".2f", lambda r: r.warmup_s, gate=False),
-    Metric("steady_epoch_s", "steady epoch s", "s", False, ".3f", lambda r: r.steady_epoch_s),
-    Metric("infer_samples_per_s", "infer samples/s", "samples/s", True, ",.0f", _infer_largest),
-    Metric("latency_p50_ms", "latency p50 ms", "ms", False, ".3f", _latency("p50")),
-    Metric("latency_p99_ms", "latency p99 ms", "ms", False, ".3f", _latency("p99")),
-    Metric("peak_rss_mib", "peak RSS MiB", "MiB", False, ",.0f", lambda r: _mib(r.host_rss_peak_bytes)),
-    Metric("peak_device_mib", "peak device MiB", "MiB", False, ",.0f", lambda r: _mib(device_peak_bytes(r))),
-    Metric("gpu_util_pct", "GPU util %", "%", True, ".0f",
-           lambda r: r.gpu_train.util_mean_pct if r.gpu_train else None, gate=False),
-    Metric("energy_per_1k_j", "J / 1k samples", "J", False, ".2f", lambda r: r.energy_per_1k_train_samples_j),
-    Metric("mfu_pct", "MFU %", "%", True, ".2f", lambda r: r.mfu_pct),
-    Metric("recorded_tta_s", "time to target s", "s", False, ".2f", _recorded_tta, gate=False),
-)
-METRIC_BY_KEY = {m.key: m for m in METRICS}
-
-
-def tta_metric(target: float) -> Metric:
-    """Training seconds until validation accuracy first reaches `target` (inf when never), from the history."""
-
-    def get(record: RunRecord) -> float | None:
-        return record_tta_s(record, target)
-
-    return Metric(f"tta_{target:g}_s", f"time to {target:g} s", "s", False, ".2f", get, gate=False)
-
-
-def record_tta_s(record: RunRecord, target: float) -> float | None:
-    """Seconds of training to reach the target; inf when never reached, None when there is no history."""
-    if not record.history or all(e.val_accuracy is None for e in record.history):
-        return None
-    value = time_to_accuracy_s([e.train_s for e in record.history], [e.val_accuracy for e in record.history], [target])
-    seconds = next(iter(value.values()))
-    return math.inf if seconds is None else seconds
+from suite.record.stats import Summary, summarize
 
 
 def epochs_to_target(record: RunRecord, target: float) -> int | None:
@@ -125,8 +31,8 @@ def median_with_inf(values: Iterable[float | None]) -> float | None:
 def default_targets() -> dict[str, float]:
     """Per task, the lowest model default target: one target per task keeps models comparable."""
     targets: dict[str, float] = {}
-    for model, task in TASK_OF_MODEL.items():
-        targets[task] = min(targets.get(task, 1.0), *DEFAULT_TARGETS[model])
+    for facts in CATALOG.values():
+        targets[facts.task] = min(targets.get(facts.task, 1.0), *facts.targets)
     return targets
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_metric
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
-from suite.report.cases import METRIC_BY_KEY, METRICS, Metric, beyond_noise, group_cases
+from suite.report.cases import beyond_noise, group_cases
 from suite.report.table import markdown
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
@@ -53,9 +54,10 @@ def parse_thresholds(items: list[str]) -> Thresholds:
         if not sep:
             default = _percent(item, item)
             continue
-        if name not in METRIC_BY_KEY:
+        known = find_metric(name)
+        if known is None:
             raise CompareError(f"--threshold {item!r}: unknown metric {name!r}; valid: {', '.join(METRIC_BY_KEY)}")
-        per_metric[name] = _percent(value, item)
+        per_metric[known.key] = _percent(value, item)
     return Thresholds(default, per_metric)
 
 
@@ -63,17 +65,18 @@ def metrics_help() -> str:
     """`compare --metric` help, generated from the metric registry so it cannot drift."""
     gated = " ".join(m.key for m in METRICS if m.gate)
     others = " ".join(m.key for m in METRICS if not m.gate)
-    return f"figures to compare and gate on (default, gated: {gated}; on request: {others})"
+    renamed = ", ".join(f"{old} = {new}" for old, new in ALIASES.items())
+    return f"figures to compare and gate on (default, gated: {gated}; on request: {others}; earlier names: {renamed})"
 
 
 def select_metrics(keys: list[str] | None) -> list[Metric]:
     """The named metrics (all of them gate), or the default gated set."""
     if not keys:
         return [m for m in METRICS if m.gate]
-    unknown = [k for k in keys if k not in METRIC_BY_KEY]
+    unknown = [k for k in keys if find_metric(k) is None]
     if unknown:
         raise CompareError(f"--metric {unknown[0]!r} is not known; valid: {', '.join(METRIC_BY_KEY)}")
-    return [METRIC_BY_KEY[k] for k in dict.fromkeys(keys)]
+    return list(dict.fromkeys(m for k in keys if (m := find_metric(k)) is not None))
 
 
 @dataclass(frozen=True)
@@ -234,8 +237,7 @@ def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
 
 def format_markdown(comparison: Comparison, thresholds: Thresholds) -> str:
     """GitHub-flavoured markdown for a pull-request comment or a CI job summary: verdict first, then the table."""
-    verdict_line = _verdict_line(comparison, thresholds)
-    lines = [f"**{'❌' if comparison.regressions else '✅'} {verdict_line}**", ""]
+    lines = [f"**{'❌' if comparison.regressions else '✅'} {_verdict_line(comparison, thresholds)}**", ""]
     if comparison.note:
         lines += [f"> note: {comparison.note}", ""]
     lines.append(markdown(pd.DataFrame(_body(comparison), columns=list(HEADER))))

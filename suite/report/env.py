@@ -6,12 +6,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
 from suite.record.stats import summarize
-from suite.report.cases import Case, Metric
+from suite.report.cases import Case
 
 GIB = 2**30
-GPU_FIGURES = {"peak_device_mib", "gpu_util_pct", "energy_per_1k_j"}
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,10 @@ def commit_rows(records: list[RunRecord]) -> list[dict[str, str]]:
     return rows
 
 
-def _reason(figure: str, device: str, runs: list[RunRecord]) -> str:
+def _reason(metric: Metric, device: str, runs: list[RunRecord]) -> str:
     gpu_reasons = sorted({r.gpu_train.reason for r in runs if r.gpu_train and r.gpu_train.reason})
-    if figure in GPU_FIGURES:
+    figure = metric.key
+    if metric.applies_to == "cuda":
         if device == "cuda" and not all(r.monitoring for r in runs):
             return "the NVML sampler was switched off (monitoring=False, an overhead calibration run)"
         if device == "cpu":
@@ -99,7 +100,7 @@ def _reason(figure: str, device: str, runs: list[RunRecord]) -> str:
         return f"no peak FLOP/s probe for this device; run `fashionbench probe --device {device}`"
     if figure.startswith(("infer", "latency")):
         return "inference was not measured (no --infer-batch-sizes)"
-    if figure.startswith("tta_"):
+    if figure.startswith("time_to_"):
         return "no validation accuracy in the history"
     return "not recorded by the worker version that made these runs"
 
@@ -116,7 +117,7 @@ def not_measured(cases: list[Case], metrics: list[Metric]) -> list[Missing]:
             continue
         for metric in metrics:
             if not any(c.values(metric) for c in members):
-                missing.append(Missing(host, device, metric.header, _reason(metric.key, device, runs)))
+                missing.append(Missing(host, device, metric.label, _reason(metric, device, runs)))
     return missing
 
 

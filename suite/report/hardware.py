@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from suite.record.metrics import METRIC_BY_KEY, time_to_target_s
 from suite.record.schema import RunRecord
-from suite.report.cases import METRIC_BY_KEY, Case, epochs_to_target, median_with_inf, record_tta_s
+from suite.report.cases import Case, epochs_to_target, median_with_inf
 from suite.report.prices import Price, cost_usd, price_for
 
 NOT_MEASURED = "not measured"
@@ -49,11 +50,11 @@ def _median_of(case: Case, fn: Callable[[RunRecord], float | None]) -> float | N
 
 def case_costs(case: Case, prices: dict[str, float], target: float) -> CaseCosts:
     """Costs of one case at the hourly price of its machine/device."""
-    price = price_for(prices, case.machine, case.spec.device)
+    price = price_for(prices, case.machine, case.spec.device, node_kind(case))
     epoch_s = _median_of(case, lambda r: r.steady_epoch_s)
     samples_per_s = _median_of(case, lambda r: r.train_steady_samples_per_s)
-    tta = _median_of(case, lambda r: record_tta_s(r, target))
-    reached = sum(1 for r in case.ok if (record_tta_s(r, target) or math.inf) < math.inf)
+    tta = _median_of(case, lambda r: time_to_target_s(r, target))
+    reached = sum(1 for r in case.ok if (time_to_target_s(r, target) or math.inf) < math.inf)
     latency_runs = [r for r in case.ok if r.inference]
     return CaseCosts(
         case=case, price=price, target=target,
@@ -63,7 +64,7 @@ def case_costs(case: Case, prices: dict[str, float], target: float) -> CaseCosts
         cost_per_1m_samples_usd=cost_usd(1e6 / samples_per_s, price) if samples_per_s else None,
         tta_s=tta,
         reached=f"{reached}/{len(case.ok)}",
-        cost_to_target_usd=_median_of(case, lambda r: _cost_or_inf(record_tta_s(r, target), price)),
+        cost_to_target_usd=_median_of(case, lambda r: _cost_or_inf(time_to_target_s(r, target), price)),
         energy_to_target_j=_median_of(case, lambda r: record_energy_to_target_j(r, target)),
         latency_p50_ms=_median_of(case, METRIC_BY_KEY["latency_p50_ms"].get),
         latency_p99_ms=_median_of(case, METRIC_BY_KEY["latency_p99_ms"].get),
@@ -87,10 +88,17 @@ class Recommendation:
     why: str
 
 
+def node_kind(case: Case) -> str | None:
+    """The Ray machine kind the case's runs were placed on (`run --on`), when they all share one."""
+    kinds = {r.node_kind for r in case.records}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def machine_name(case: Case) -> str:
-    """How a machine and device are named to a reader: host, device and GPU model when on CUDA."""
+    """How a machine and device are named to a reader: host, device and GPU model when on CUDA, Ray kind if any."""
     gpu = next((g.get("name") for g in case.machine.gpus if g.get("name")), None) if case.spec.device == "cuda" else None
-    return f"{case.machine.hostname} ({case.spec.device}{': ' + gpu if gpu else ''}; id {case.machine.machine_id})"
+    kind = f"; kind {k}" if (k := node_kind(case)) else ""
+    return f"{case.machine.hostname} ({case.spec.device}{': ' + gpu if gpu else ''}{kind}; id {case.machine.machine_id})"
 
 
 def _pick(rows: list[CaseCosts], value: Callable[[CaseCosts], float | None]) -> list[tuple[float, CaseCosts]]:

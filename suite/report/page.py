@@ -12,9 +12,10 @@ from typing import Any
 
 import jinja2
 
+from suite.record.metrics import METRIC_BY_KEY, METRICS
 from suite.record.store import read_store
 from suite.report import plots, sections
-from suite.report.cases import METRIC_BY_KEY, Case, default_targets, group_cases, pareto_front
+from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
 from suite.report.curves import RULE as OVERFIT_RULE
 from suite.report.prices import PriceError, load_prices
@@ -83,8 +84,8 @@ def check_inputs(inputs: ReportInputs) -> dict[str, float]:
 
 
 def write_summary_csv(path: Path, cases: list[Case]) -> None:
-    """Medians, quartiles, min, max and n of every summary figure per case and machine."""
-    metrics = [METRIC_BY_KEY[k] for k in (*sections.SUMMARY_KEYS, "steady_epoch_s")]
+    """Medians, quartiles, min, max and n of every registry metric per case and machine."""
+    metrics = METRICS
     header = ["task", "label", "framework", "model", "device", "hostname", "machine_id", "case_key", "runs", "ok_runs"]
     header += [f"{m.key}_{s}" for m in metrics for s in ("median", "q1", "q3", "min", "max", "n")]
     with path.open("w", newline="", encoding="utf-8") as handle:

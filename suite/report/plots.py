@@ -15,8 +15,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
+from suite.record.metrics import METRIC_BY_KEY, Metric, shown_in  # noqa: E402
 from suite.report.asv_results import AsvSeries  # noqa: E402
-from suite.report.cases import METRIC_BY_KEY, Case, Metric  # noqa: E402
+from suite.report.cases import Case  # noqa: E402
 from suite.report.curves import Curves, overfit_epochs  # noqa: E402
 from suite.report.hardware import CaseCosts  # noqa: E402
 
@@ -69,7 +70,7 @@ def _bars(ax, groups: dict[str, dict[str, Case]], metric: Metric, frameworks: li
     wrapped = any("\n" in label for label in labels)
     ax.set_xticks(range(len(groups)), labels, rotation=90 if wrapped else 20, ha="center" if wrapped else "right",
                   fontsize=8)
-    ax.set_title(f"{metric.header}" + (f" ({metric.unit})" if metric.unit and metric.unit not in metric.header else ""),
+    ax.set_title(f"{metric.label}" + (f" ({metric.unit})" if metric.unit and metric.unit not in metric.label else ""),
                  fontsize=10)
     ax.grid(axis="y", alpha=0.3)
 
@@ -92,17 +93,19 @@ def frameworks_figure(cases: list[Case]) -> Figure | None:
     if not groups:
         return None
     frameworks = sorted({fw for g in groups.values() for fw in g})
-    keys = ("train_samples_per_s", "test_accuracy", "infer_samples_per_s", "first_epoch_s", "steady_epoch_s",
-            "latency_p50_ms")
     longest = max(len(line) for g in groups for line in _wrapped(g).splitlines())
     # Upright wrapped tick labels take height from both rows of panels; grow the figure instead.
     extra = 2 * 0.075 * longest if any("\n" in _wrapped(g) for g in groups) else 0.0
-    fig = Figure(figsize=(13, 7.5 + extra), dpi=DPI, layout="constrained")
-    axes = fig.subplots(2, 3)
-    for ax, key in zip(axes.flat, keys):
-        _bars(ax, groups, METRIC_BY_KEY[key], frameworks)
-    axes.flat[0].legend(fontsize=8)
-    axes.flat[1].set_ylim(bottom=max(0.0, axes.flat[1].get_ylim()[0]))
+    metrics = shown_in("frameworks")
+    rows = math.ceil(len(metrics) / 3)
+    fig = Figure(figsize=(13, 3.75 * rows + extra), dpi=DPI, layout="constrained")
+    axes = list(fig.subplots(rows, 3, squeeze=False).flat)
+    for ax, metric in zip(axes, metrics):
+        _bars(ax, groups, metric, frameworks)
+        ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))  # every figure here is non-negative
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
     fig.suptitle("Frameworks side by side — bars: median, whiskers: IQR over repeats, dots: each run", fontsize=11)
     return fig
 

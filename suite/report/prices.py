@@ -60,19 +60,22 @@ def load_prices(path: Path) -> dict[str, float]:
     return {str(key).strip(): _number(path, str(key), value) for key, value in raw.items()}
 
 
-def candidate_keys(machine: Machine, device: str) -> list[str]:
-    """Keys tried in order, most specific first: machine id or host with device, machine id, host, GPU name, device."""
+def candidate_keys(machine: Machine, device: str, kind: str | None = None) -> list[str]:
+    """Keys tried in order, most specific first: machine id or host with device, machine id, host, the Ray machine
+    kind (kind:NAME, as at `ray start --resources`), GPU name, device."""
     keys = [f"{machine.machine_id}/{device}", f"{machine.hostname}/{device}", machine.machine_id, machine.hostname]
+    if kind:
+        keys += [f"kind:{kind}/{device}", f"kind:{kind}"]
     if device == "cuda":
         keys += [str(gpu.get("name")) for gpu in machine.gpus if gpu.get("name")]
     keys.append(device)
     return keys
 
 
-def price_for(prices: dict[str, float], machine: Machine, device: str) -> Price | None:
-    """The price of running on this machine and device, or None when no key matches."""
+def price_for(prices: dict[str, float], machine: Machine, device: str, kind: str | None = None) -> Price | None:
+    """The price of running on this machine (of that Ray kind) and device, or None when no key matches."""
     folded = {key.casefold(): (key, value) for key, value in prices.items()}
-    for key in candidate_keys(machine, device):
+    for key in candidate_keys(machine, device, kind):
         if key.casefold() in folded:
             original, value = folded[key.casefold()]
             return Price(value, original)

@@ -11,27 +11,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from suite.record.metrics import METRIC_BY_KEY, Metric, shown_in, time_to_target_metric
 from suite.report import env, plots
 from suite.report.asv_results import build_series, commit_subjects, read_asv_results
-from suite.report.cases import (
-    METRIC_BY_KEY,
-    Case,
-    Metric,
-    best_values,
-    beyond_noise,
-    median_with_inf,
-    tta_metric,
-    variant_families,
-)
+from suite.report.cases import Case, best_values, beyond_noise, median_with_inf, variant_families
 from suite.report.curves import case_curves, run_overfit
 from suite.report.hardware import case_costs, recommend
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
 
-SUMMARY_KEYS = ("test_accuracy", "train_samples_per_s", "first_epoch_s", "infer_samples_per_s", "latency_p50_ms",
-                "latency_p99_ms", "peak_rss_mib", "peak_device_mib", "gpu_util_pct", "energy_per_1k_j", "mfu_pct")
-SIDE_BY_SIDE_KEYS = ("train_samples_per_s", "test_accuracy", "first_epoch_s", "steady_epoch_s", "infer_samples_per_s",
-                     "latency_p50_ms")
-VARIANT_KEYS = ("train_samples_per_s", "mfu_pct", "test_accuracy", "warmup_s")
 BEST_MARK = "★"
 NOISE_TEXT = {True: "beyond noise (IQRs apart)", False: "within noise (IQRs overlap)", None: "one run each: noise unknown"}
 
@@ -96,17 +83,17 @@ def summary_section(cases: list[Case], targets: dict[str, float]) -> list[dict[s
         if not members:
             continue
         # Columns nobody measured (GPU figures on CPU-only machines) are named once instead of shown empty.
-        all_metrics = [METRIC_BY_KEY[k] for k in SUMMARY_KEYS]
+        all_metrics = shown_in("summary")
         metrics = [m for m in all_metrics if any(c.values(m) for c in members)]
-        unmeasured = [m.header for m in all_metrics if m not in metrics]
-        tta = tta_metric(targets[task])
+        unmeasured = [m.label for m in all_metrics if m not in metrics]
+        tta = time_to_target_metric(targets[task])
         best = best_values(members, metrics)
         medians = [median_with_inf(tta.get(r) for r in c.ok) for c in members]
         reached = [v for v in medians if v is not None and math.isfinite(v)]
         best_tta = min(reached) if len(reached) >= 2 else None
         rows = [{"label": c.label, "host": c.machine.hostname, "runs": f"{len(c.ok)}/{len(c.records)}",
                  "cells": [cell(c, m, best) for m in metrics] + [tta_cell(c, tta, best_tta)]} for c in members]
-        headers = [m.header for m in metrics] + [f"time to {targets[task]:g} val acc s"]
+        headers = [m.label for m in metrics] + [f"time to {targets[task]:g} val acc s"]
         tables.append({"task": task, "target": targets[task], "headers": headers, "rows": rows,
                        "batch_note": _batch_note(members), "unmeasured": unmeasured})
     return tables
@@ -133,15 +120,14 @@ def side_by_side_rows(cases: list[Case]) -> list[dict[str, Any]]:
     for group, by_fw in plots.framework_groups([c for c in cases if c.ok]).items():
         if len(by_fw) < 2:
             continue
-        for key in SIDE_BY_SIDE_KEYS:
-            metric = METRIC_BY_KEY[key]
+        for metric in shown_in("frameworks"):
             stats = {fw: c.stats(metric) for fw, c in by_fw.items()}
             present = {fw: s for fw, s in stats.items() if s is not None}
             if len(present) < 2:
                 continue
             ranked = sorted(present.items(), key=lambda kv: kv[1].median, reverse=metric.higher_is_better)
             (win_fw, win), (_, lose) = ranked[0], ranked[-1]
-            rows.append({"group": group, "figure": metric.header,
+            rows.append({"group": group, "figure": metric.label,
                          "values": {fw: _median_spread(metric, s) for fw, s in present.items()},
                          "winner": f"{win_fw} {_margin(metric, win.median, lose.median)}",
                          "noise": NOISE_TEXT[beyond_noise(win, lose)]})
@@ -165,7 +151,7 @@ def variants_section(cases: list[Case]) -> list[dict[str, Any]]:
     """Per framework/model/device/machine with several variants: each variant's speed and accuracy vs a baseline."""
     tables = []
     speed = METRIC_BY_KEY["train_samples_per_s"]
-    metrics = [METRIC_BY_KEY[k] for k in VARIANT_KEYS]
+    metrics = list(shown_in("variants"))
     for members in variant_families(cases):
         measured = [c for c in members if c.ok]
         baseline = _variant_baseline(measured)
@@ -319,7 +305,7 @@ def environment_section(cases: list[Case], targets: dict[str, float]) -> dict[st
     """Fingerprints, versions, threads, commits, not-measured figures and the time definitions."""
     records = [r for c in cases for r in c.records]
     hosts, versions = env.version_table(env.machines(cases))
-    metrics = [METRIC_BY_KEY[k] for k in SUMMARY_KEYS] + [tta_metric(t) for t in sorted(set(targets.values()))]
+    metrics = [*shown_in("summary"), *(time_to_target_metric(t) for t in sorted(set(targets.values())))]
     return {"machines": env.machine_rows(env.machines(cases)), "version_hosts": hosts, "versions": versions,
             "threads": env.thread_rows(cases), "framework_info": env.framework_info_rows(cases),
             "commits": env.commit_rows(records), "missing": env.not_measured([c for c in cases if c.ok], metrics),

@@ -4,21 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from suite.record.metrics import Metric, shown_in, time_to_target_metric
 from suite.record.schema import RunRecord
-from suite.record.stats import summarize
-
-# Figures summarised per case: (column in RunRecord.to_row(), header, format, scale).
-SUMMARY_FIGURES = (
-    ("test_accuracy", "test_acc", ".4f", 1.0),
-    ("train_steady_samples_per_s", "train_samples/s", ",.0f", 1.0),
-    ("first_epoch_s", "epoch1_s", ".1f", 1.0),
-    ("warmup_s", "warmup_s", ".1f", 1.0),
-    ("steady_epoch_s", "epoch_s", ".2f", 1.0),
-    ("infer_bs1_latency_ms_p50", "bs1_p50_ms", ".2f", 1.0),
-    ("infer_bs1024_samples_per_s", "bs1024_samples/s", ",.0f", 1.0),
-    ("host_rss_peak_bytes", "peak_rss_MiB", ",.0f", 1 / 2**20),
-    ("mfu_pct", "mfu_%", ".1f", 1.0),
-)
+from suite.record.stats import Summary
+from suite.report.cases import group_cases
 
 
 def frame(records: list[RunRecord]) -> pd.DataFrame:
@@ -34,37 +23,31 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]]
 
 
-def _cell(values: list[float | None], fmt: str, scale: float, raw: bool = False) -> str | float | None:
-    stats = summarize(v * scale if v is not None else None for v in values)
+def _cell(metric: Metric, stats: Summary | None, raw: bool = False) -> str | float | None:
     if raw:
         return None if stats is None else stats.median
     if stats is None:
         return "-"
-    text = format(stats.median, fmt)
-    return text if stats.n == 1 else f"{text} ±{format(stats.iqr / 2, fmt)} (n={stats.n})"
+    text = metric.format(stats.median)
+    return text if stats.n == 1 else f"{text} ±{metric.format(stats.iqr / 2)} (n={stats.n})"
 
 
 def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
-    """One row per case and machine: medians over repeats with half the IQR as spread (`raw`: the medians as numbers,
-    for CSV/JSON readers)."""
-    df = frame(records)
+    """One row per case and machine: medians over repeats with half the IQR as spread, one column per metric (`raw`: the
+    medians as plain numbers, for CSV/JSON readers)."""
+    targets = sorted({float(t) for r in records for t in r.time_to_accuracy_s})
+    metrics = [*shown_in("table"), *(time_to_target_metric(t) for t in targets)]
     rows = []
-    for (_, _), group in df.groupby(["case_key", "machine_id"], sort=False):
-        first = group.iloc[0]
-        ok = group[group["status"] == "ok"]
-        row = {
-            "host": first["hostname"], "framework": first["framework"], "model": first["model"],
-            "device": first["device"], "batch": first["batch_size"], "variant": first["variant"], "runs": len(group),
-            "status": "ok" if len(ok) == len(group) else ",".join(sorted(set(group["status"]))),
+    for case in group_cases(records):
+        statuses = sorted({r.status for r in case.records})
+        row: dict[str, object] = {
+            "host": case.machine.hostname, "framework": case.spec.framework, "model": case.spec.model,
+            "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
+            "status": "ok" if statuses == ["ok"] else ",".join(statuses),
         }
-        tta_cols = [c for c in df.columns if c.startswith("tta_")]
-        for column, header, fmt, scale in SUMMARY_FIGURES:
-            row[header] = _cell(list(ok[column]) if column in ok else [], fmt, scale, raw)
-        for column in tta_cols:
-            row[column.replace("tta_", "tta@").replace("_s", "") + "_s"] = _cell(list(ok[column]), ".1f", 1.0, raw)
+        row.update({m.key: _cell(m, case.stats(m), raw) for m in metrics})
         rows.append(row)
     return pd.DataFrame(rows)
-
 
 
 def markdown(df: pd.DataFrame) -> str:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import ValidationError
 
@@ -23,6 +23,9 @@ from suite.measure.nvml import NvmlUnavailable, load_nvml
 from suite.record.schema import RunRecord
 from suite.record.store import read_store, write_record
 from suite.run.events import EVENTS_FD_ENV, OnEvent, pump
+
+if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
+    from suite.run.executors import Executor
 
 STDERR_TAIL_CHARS = 4000
 PR_SET_PDEATHSIG = 1
@@ -59,14 +62,7 @@ class WorkerResult:
     stderr_tail: str
     output: dict[str, Any] | None
     wall_s: float
-
-
-@dataclass
-class _Current:
-    process: subprocess.Popen[bytes] | None = None
-
-
-_current = _Current()
+    pid: int | None = None
 
 
 def _die_with_parent() -> None:
@@ -85,25 +81,22 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, on_ev
         job_path.write_text(json.dumps(job))
         read_fd, write_fd = os.pipe()
         t0 = time.perf_counter()
-        try:
-            with open(err_path, "wb") as err:
-                try:
-                    process = subprocess.Popen(
-                        [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
-                        stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env={**env, EVENTS_FD_ENV: str(write_fd)},
-                        start_new_session=True, preexec_fn=_die_with_parent, pass_fds=(write_fd,),
-                    )
-                finally:
-                    os.close(write_fd)  # the worker holds the only write end, so its exit ends the stream
-                _current.process = process
-                try:
-                    timed_out = not pump(read_fd, process, timeout_s, on_event)
-                    if timed_out:
-                        kill_group(process)
-                finally:
-                    _current.process = None
-        finally:
-            os.close(read_fd)
+        with open(err_path, "wb") as err, open(read_fd, "rb", buffering=0):
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
+                    stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env={**env, EVENTS_FD_ENV: str(write_fd)},
+                    start_new_session=True, preexec_fn=_die_with_parent, pass_fds=(write_fd,),
+                )
+            finally:
+                os.close(write_fd)  # the worker holds the only write end, so its exit ends the stream
+            try:
+                timed_out = not pump(read_fd, process, timeout_s, on_event)
+                if timed_out:
+                    kill_group(process)
+            except BaseException:  # Ctrl-C / SIGTERM / a cancelled Ray task: no training is left running behind
+                kill_group(process)
+                raise
         wall_s = time.perf_counter() - t0
         tail = err_path.read_bytes()[-STDERR_TAIL_CHARS:].decode("utf-8", "replace")
         output = None
@@ -112,7 +105,7 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, on_ev
                 output = json.loads(out_path.read_text())
             except ValueError:
                 output = None
-        return WorkerResult(process.returncode, timed_out, tail, output, wall_s)
+        return WorkerResult(process.returncode, timed_out, tail, output, wall_s, process.pid)
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -150,7 +143,7 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
     return RunRecord(
         case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
         error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
-        git_commit=git_commit(), threads=spec.threads,
+        git_commit=git_commit(), threads=spec.threads, worker_pid=result.pid if result else None,
     )
 
 
@@ -225,14 +218,8 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     record.stderr_tail = (result.stderr_tail + (record.stderr_tail or ""))[-STDERR_TAIL_CHARS:] or None
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
+    record.worker_pid = result.pid
     return record
-
-
-def completed_case_ids(results_dir: Path) -> set[str]:
-    """Case ids already recorded as finished on this machine (errors and timeouts are not finished)."""
-    records, _ = read_store([results_dir])
-    machine_id = fingerprint().machine_id
-    return {r.case_id for r in records if r.machine.machine_id == machine_id and r.status in ("ok", "diverged", "skipped")}
 
 
 @dataclass
@@ -249,30 +236,34 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 def run_plan(
-    specs: list[RunSpec], results_dir: Path, timeout_s: float, data_dir: str | None = None, resume: bool = False,
+    specs: list[RunSpec], results_dir: Path, executor: Executor, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
-    on_start: Callable[[int, int, RunSpec], None] | None = None, on_event: OnEvent | None = None,
 ) -> PlanOutcome:
-    """Run every spec in order, storing each record as soon as it exists; SIGINT/SIGTERM stop the current worker and return.
-    `on_start` hears of each case before it runs, `on_event` gets its worker's progress events, `on_record` its record."""
+    """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
+    SIGINT/SIGTERM cancel what is still running, keep what finished, and return."""
     outcome = PlanOutcome()
-    done = completed_case_ids(results_dir) if resume else set()
-    todo = [s for s in specs if s.id not in done]
-    outcome.skipped_as_done = len(specs) - len(todo)
+    jobs = executor.jobs(specs)
+    if resume:
+        done = executor.finished(read_store([results_dir])[0])
+        todo = [j for j in jobs if j.key not in done]
+    else:
+        todo = jobs
+    outcome.skipped_as_done = len(jobs) - len(todo)
+
+    def keep(record: RunRecord) -> None:
+        path = write_record(record, results_dir)
+        outcome.records.append(record)
+        if on_record:
+            on_record(len(outcome.records), len(todo), record, path)
+
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for index, spec in enumerate(todo, 1):
-            if on_start:
-                on_start(index, len(todo), spec)
-            record = run_case(spec, timeout_s, data_dir, on_event=on_event)
-            path = write_record(record, results_dir)
-            outcome.records.append(record)
-            if on_record:
-                on_record(index, len(todo), record, path)
+        for record in executor.run(todo):
+            keep(record)
     except Interrupted:
-        if _current.process is not None:
-            kill_group(_current.process)
         outcome.interrupted = True
+        for record in executor.cancel():
+            keep(record)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -63,7 +63,6 @@ class Case:
             threads=spec.threads, monitoring=monitoring,
         )
         self.data_dir = data_dir
-        self.binary = spec.model == "binary"
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
@@ -113,7 +112,7 @@ class Case:
                     rec.status, rec.diverged_epoch = "diverged", epoch
                     rec.error = f"training loss became {loss} at epoch {epoch}; lower --lr (now {spec.lr}) or add --batchnorm"
                     return
-                val_loss, val_pred = eval_metrics(backend.outputs("val"), prepared.y_val, self.binary)
+                val_loss, val_pred = eval_metrics(backend.outputs("val"), prepared.y_val, self.spec.binary)
                 rec.history.append(EpochStats(
                     epoch=epoch, train_loss=loss, train_accuracy=accuracy, val_loss=val_loss,
                     val_accuracy=float(np.mean(val_pred == prepared.y_val)), train_s=train_s,
@@ -173,7 +172,7 @@ class Case:
     def _test(self, backend: Backend, prepared: data.Prepared) -> None:
         rec = self.record
         self.events.emit("evaluate")
-        loss, predicted = eval_metrics(backend.outputs("test"), prepared.y_test, self.binary)
+        loss, predicted = eval_metrics(backend.outputs("test"), prepared.y_test, self.spec.binary)
         matrix = confusion(prepared.y_test, predicted, len(prepared.class_names))
         rec.test_loss = loss
         rec.test_accuracy = float(np.mean(predicted == prepared.y_test))

@@ -1,7 +1,7 @@
 """Fault injection for the fault tests: Python loads this at start-up when this folder is on PYTHONPATH.
 
 It does nothing unless FASHIONBENCH_FAULTS is set: `SEED=FAULT,...` gives each worker the fault of its case's
-seed, so one run holds healthy and faulty cases side by side. Faults: raise, exit, sigkill, hang,
+seed, so one run holds healthy and faulty cases side by side. Faults: raise, exit, sigkill, hang, sleep (once),
 oom (a real MemoryError under an address-space rlimit), nan (inf pixels, so the loss diverges).
 """
 
@@ -40,6 +40,16 @@ def _inject(fault: str) -> None:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         with open(os.environ["FASHIONBENCH_FAULT_PIDFILE"], "w") as handle:
             handle.write(str(child.pid))
+        time.sleep(600)
+    if fault == "sleep":
+        # Once: the first worker to get here writes its pid and sleeps, for a test to kill its node or interrupt the
+        # run; a retry of the case (on another node) finds the file taken and runs normally.
+        try:
+            fd = os.open(os.environ["FASHIONBENCH_FAULT_PIDFILE"], os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
         time.sleep(600)
     if fault == "oom":
         import resource

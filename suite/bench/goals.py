@@ -1,8 +1,8 @@
-"""The speed-targets benchmark: one run on this machine, every figure printed next to its goal with a verdict.
+"""The speed-goals benchmark: one run on this machine, every figure printed next to its goal with a verdict.
 
 Goals (issue #7): harness ≥ 0.95× a bare torch loop; Keras's default path no slower than a plain `model.fit` and
-the tuned one faster; best variant per framework ≥ 50 % MFU for the CNN and ≥ 40 % for the dense net on CPU; the
-default quick matrix ≤ 90 s wall; CV of the CNN's steady throughput over 5 repeats ≤ 3 %.
+the tuned one faster; best variant per framework and model on CPU ≥ the model's MFU goal (suite.core.models.CATALOG);
+the default quick matrix ≤ 90 s wall; CV of the CNN's steady throughput over 5 repeats ≤ 3 %.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from suite.bench import calibrate
+from suite.core.models import CATALOG
 from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
+from suite.record.stats import cv_pct, spread_pct
+from suite.run.executors import LocalExecutor
 from suite.run.runner import run_plan
 
-MFU_GOAL_PCT = {"dense": 40.0, "cnn": 50.0}
 QUICK_MATRIX_GOAL_S = 90.0
 CV_GOAL_PCT = 3.0
 CV_REPEATS = 5
@@ -43,7 +45,7 @@ KERAS_TUNED = {"steps_per_execution": 16}
 
 @dataclass(frozen=True)
 class Verdict:
-    """One target: what was measured, against which goal, and whether it is met."""
+    """One goal: what was measured, against which goal, and whether it is met."""
 
     name: str
     measured: str
@@ -61,12 +63,12 @@ def ratio_verdict(name: str, comparison: calibrate.Comparison, goal: float, stri
     ratio = comparison.ratio
     met = ratio > goal if strictly else ratio >= goal
     detail = (f"{statistics.median(comparison.first):,.0f} vs {statistics.median(comparison.second):,.0f} samples/s, "
-              f"{len(comparison.first)} alternated rounds, spread {calibrate.spread_pct(comparison.first):.1f}% / "
-              f"{calibrate.spread_pct(comparison.second):.1f}%")
+              f"{len(comparison.first)} alternated rounds, spread {spread_pct(comparison.first):.1f}% / "
+              f"{spread_pct(comparison.second):.1f}%")
     return Verdict(name, f"{ratio:.3f}", f"{'>' if strictly else '>='} {goal:g}", met, detail)
 
 
-def harness_targets(rounds: int, threads: int, timeout_s: float) -> list[Verdict]:
+def harness_goals(rounds: int, threads: int, timeout_s: float) -> list[Verdict]:
     """Suite vs bare loop: torch dense (harness cost) and keras dense default/tuned (vs a plain model.fit)."""
     base = {"model": "dense", "device": "cpu", "epochs": 4, "threads": threads}
     torch_spec = RunSpec(framework="torch", **base)
@@ -121,11 +123,12 @@ def variant_table(pairs: list[tuple[RunRecord, RunRecord]]) -> list[str]:
     return lines
 
 
-def mfu_targets(pairs: list[tuple[RunRecord, RunRecord]]) -> list[Verdict]:
-    """Best variant's MFU against the per-model goal."""
+def mfu_goals(pairs: list[tuple[RunRecord, RunRecord]]) -> list[Verdict]:
+    """Best variant's MFU against its model's goal (suite.core.models.CATALOG); models without one are left out."""
     verdicts = []
     for default, best in pairs:
-        model, goal = best.spec["model"], MFU_GOAL_PCT.get(best.spec["model"])
+        model = best.spec["model"]
+        goal = CATALOG[model].mfu_goal_pct
         if goal is None:
             continue
         verdicts.append(Verdict(f"best MFU {best.spec['framework']}/{model} ({_flags(best.run_spec, default.run_spec)})",
@@ -135,7 +138,7 @@ def mfu_targets(pairs: list[tuple[RunRecord, RunRecord]]) -> list[Verdict]:
     return verdicts
 
 
-def quick_matrix_target(threads: int, timeout_s: float) -> Verdict:
+def quick_matrix_goal(threads: int, timeout_s: float) -> Verdict:
     """Wall time of the CLI's default quick matrix, measured around the whole process (start-up included)."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-quick-") as tmp:
         command = [sys.executable, "-m", "suite", "run", "--quick", "--threads", str(threads), "--results", tmp]
@@ -148,12 +151,7 @@ def quick_matrix_target(threads: int, timeout_s: float) -> Verdict:
                    ok and wall_s <= QUICK_MATRIX_GOAL_S, detail)
 
 
-def cv_pct(values: list[float]) -> float:
-    """Coefficient of variation (sample standard deviation / mean) in percent."""
-    return statistics.stdev(values) / statistics.mean(values) * 100
-
-
-def repeat_noise_target(records: list[RunRecord]) -> Verdict:
+def repeat_noise_goal(records: list[RunRecord]) -> Verdict:
     """CV of steady throughput over the repeats of one case."""
     values = [r.train_steady_samples_per_s for r in records if r.status == "ok" and r.train_steady_samples_per_s]
     spec = records[0].run_spec
@@ -165,29 +163,29 @@ def repeat_noise_target(records: list[RunRecord]) -> Verdict:
     return Verdict(name, f"{cv_pct(values):.2f}%", f"<= {CV_GOAL_PCT:g}%", cv_pct(values) <= CV_GOAL_PCT, detail)
 
 
-def run_targets(results: Path, threads: int, rounds: int, timeout_s: float, only: set[str],
+def run_goals(results: Path, threads: int, rounds: int, timeout_s: float, only: set[str],
                 say: Callable[[str], None]) -> list[Verdict]:
     """Run the chosen parts, storing every suite case in `results`; returns the verdicts in order."""
     verdicts: list[Verdict] = []
     if "harness" in only:
-        verdicts += harness_targets(rounds, threads, timeout_s)
+        verdicts += harness_goals(rounds, threads, timeout_s)
         for v in verdicts:
             say(v.line())
     if "variants" in only:
-        outcome = run_plan(candidate_specs(threads), results, timeout_s)
+        outcome = run_plan(candidate_specs(threads), results, LocalExecutor(timeout_s))
         pairs = best_variants(outcome.records)
         for line in variant_table(pairs):
             say(line)
-        for v in mfu_targets(pairs):
+        for v in mfu_goals(pairs):
             verdicts.append(v)
             say(v.line())
     if "quick" in only:
-        verdicts.append(quick_matrix_target(threads, timeout_s))
+        verdicts.append(quick_matrix_goal(threads, timeout_s))
         say(verdicts[-1].line())
     if "noise" in only:
         for framework in ("torch", "keras"):
             base = RunSpec(framework=framework, model="cnn", device="cpu", threads=threads, **SCREEN_SETTINGS["cnn"])
             specs = [replace(base, seed=base.seed + i, repeat=i) for i in range(CV_REPEATS)]
-            verdicts.append(repeat_noise_target(run_plan(specs, results, timeout_s).records))
+            verdicts.append(repeat_noise_goal(run_plan(specs, results, LocalExecutor(timeout_s)).records))
             say(verdicts[-1].line())
     return verdicts

@@ -1,0 +1,39 @@
+"""`fashionbench goals`: the speed-goals benchmark, every ratio printed against its goal."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from suite.cli.common import check_rounds, positive_float
+from suite.core import data
+from suite.record.store import ensure_writable
+
+HELP = ("the speed-goals benchmark: ratios, best-variant MFU, quick-matrix wall, repeat noise, each printed against "
+        "its goal (takes ~15 min)")
+PARTS = ("harness", "variants", "quick", "noise")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which parts, threads, rounds, where cases are stored."""
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side of a ratio")
+    parser.add_argument("--results", type=Path, default=Path("results/goals"),
+                        help="where the screening and repeat cases are stored (for show/report)")
+    parser.add_argument("--timeout", type=positive_float, default=3600.0)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the speed-goals benchmark; exit 1 when any goal is missed."""
+    from suite.bench import goals
+
+    check_rounds(args.rounds)
+    data.load()
+    ensure_writable(args.results)
+    verdicts = goals.run_goals(args.results, args.threads, args.rounds, args.timeout, set(args.only),
+                               lambda line: print(line, flush=True))
+    missed = [v for v in verdicts if not v.met]
+    print(f"{len(verdicts) - len(missed)}/{len(verdicts)} goals met; cases stored in {args.results}/")
+    return 1 if missed else 0

@@ -1,0 +1,73 @@
+"""The framework registry: each framework's backend module and the settings only it accepts, with their defaults.
+
+A new framework is one backend module (suite/backends/, with `make_backend()`) plus one FRAMEWORKS entry here; a
+setting it adds is also a RunSpec field (suite/core/spec.py) and a `fashionbench run` flag (suite/cli/run.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from suite.core.models import CATALOG
+
+TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
+JIT_COMPILE = ("auto", "on", "off")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A RunSpec field that one framework accepts; on other cases it must stay at its default."""
+
+    default: Any
+    # Completes "--flag applies to <scope>, not torch/dense"; {models} is filled with the models that fit `model_fact`.
+    scope: str
+    choices: tuple[str, ...] | None = None
+    bounds: tuple[int, int] | None = None
+    # A boolean ModelFacts field the case's model must have (channels-last needs convolutions); None: every model.
+    model_fact: str | None = None
+    # Part of the very first stored specs, so its default stays in the id digest (every later field is left out).
+    in_first_records: bool = False
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models this setting fits."""
+        return tuple(m for m, facts in CATALOG.items() if self.model_fact is None or getattr(facts, self.model_fact))
+
+    @property
+    def scope_text(self) -> str:
+        """Where the setting applies, for error messages."""
+        return self.scope.format(models=" and ".join(self.models))
+
+
+@dataclass(frozen=True)
+class Framework:
+    """One framework: its backend module (which has `make_backend()`) and the settings only it accepts."""
+
+    backend_module: str
+    settings: dict[str, Setting] = field(default_factory=dict)
+
+
+FRAMEWORKS: dict[str, Framework] = {
+    "torch": Framework("suite.backends.torch_backend", {
+        "compile": Setting("none", "torch (torch.compile); for keras use --jit-compile", choices=TORCH_COMPILE_MODES),
+        "channels_last": Setting(False, "the torch {models} only", model_fact="channels_last"),
+    }),
+    "keras": Framework("suite.backends.keras_backend", {
+        "jit_compile": Setting("auto", "keras; for torch use --compile", choices=JIT_COMPILE),
+        "steps_per_execution": Setting(1, "keras only", bounds=(1, 100_000)),
+        "keras_backend": Setting("tensorflow", "--framework keras only", choices=KERAS_BACKENDS, in_first_records=True),
+    }),
+}
+
+# Every framework-specific setting, with the framework that owns it.
+SETTINGS: dict[str, tuple[str, Setting]] = {
+    name: (framework, setting) for framework, entry in FRAMEWORKS.items() for name, setting in entry.settings.items()
+}
+
+
+def applies(name: str, framework: str, model: str) -> bool:
+    """Whether a framework-specific setting fits a case of this framework and model."""
+    owner, setting = SETTINGS[name]
+    return framework == owner and model in setting.models
