@@ -135,10 +135,20 @@ def test_quick_run_saves_every_figure_and_skips_cuda_without_gpu(clone: Clone, h
             assert math.isnan(values[("'torch'", "'dense'", "'cuda'")]), (name, values)  # NaN is asv's "skipped"
     meta = json.loads((clone.path / ".asv" / "results" / "benchmarks.json").read_text())
     cached = {name: b["setup_cache_key"] for name, b in meta.items() if isinstance(b, dict) and "setup_cache_key" in b}
-    grid_keys = {key for name, key in cached.items() if not name.startswith("sweeps.")}
+    grid_keys = {key for name, key in cached.items() if not name.startswith(("sweeps.", "scaling."))}
     sweep_keys = {key for name, key in cached.items() if name.startswith("sweeps.")}
+    scaling_keys = {key for name, key in cached.items() if name.startswith("scaling.")}
     assert len(grid_keys) == 1, cached  # one training of the grid serves every grid suite
     assert len(sweep_keys) == 1 and not sweep_keys & grid_keys, cached  # the sweep trains its own cases, once
+    assert len(scaling_keys) == 1 and not scaling_keys & (grid_keys | sweep_keys), cached
+
+
+def test_quick_scaling_tracks_efficiency_on_two_cpu_replicas(clone: Clone, history: list[str]) -> None:
+    values = param_values(clone.results(history[0])["scaling.Scaling.track_scaling_efficiency_pct"])
+    two = values[("'torch'", "'cpu'", "2")]
+    assert two is not None and 0 < two < 200, values
+    if plans.available_devices() == ("cpu",):
+        assert math.isnan(values[("'torch'", "'cuda'", "2")]), values
 
 
 def test_quick_sweep_has_figures_per_batch_and_precision_and_skips_fp16_on_cpu(clone: Clone, history: list[str]) -> None:

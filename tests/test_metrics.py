@@ -30,7 +30,8 @@ from tests.conftest import REPO
 from tests.test_report import fixture_records, tta, with_figures
 
 UNIT_SUFFIX = {"": "", "s": "_s", "ms": "_ms", "%": "_pct", "MiB": "_mib", "J": "_j", "samples/s": "_samples_per_s"}
-BENCHMARK_MODULES = ("benchmarks.training", "benchmarks.inference", "benchmarks.memory", "benchmarks.sweeps")
+BENCHMARK_MODULES = ("benchmarks.training", "benchmarks.inference", "benchmarks.memory", "benchmarks.sweeps",
+                     "benchmarks.scaling")
 
 
 def test_keys_end_in_their_unit_and_labels_and_aliases_are_unique():

@@ -22,7 +22,7 @@ from suite.core.spec import RunSpec
 from suite.record.schema import IN_EPOCH_STEADY_SCOPE, RunRecord
 from suite.record.store import read_store
 from suite.run import runner
-from suite.run.events import EventSink, pump
+from suite.run.events import EventSink, pump, sink_env
 from suite.run.watch import MIN_TIMED_STEPS, WARMUP_STEPS, EpochWatch
 from tests.test_report import fixture_records
 
@@ -97,6 +97,25 @@ def test_sink_without_a_pipe_or_after_the_reader_left_is_silent(monkeypatch: pyt
     sink.emit("build")  # the reader is gone (EPIPE): the sink stops instead of failing the case
     assert sink.fd is None
     os.close(write_fd)
+
+
+def test_sink_takes_the_pipe_only_when_the_descriptor_is_still_that_pipe(monkeypatch: pytest.MonkeyPatch):
+    read_fd, write_fd = os.pipe()
+    other_read, other_write = os.pipe()
+    try:
+        monkeypatch.setenv("FASHIONBENCH_EVENTS_FD", sink_env(write_fd)["FASHIONBENCH_EVENTS_FD"])
+        assert EventSink.from_env().fd == write_fd
+        monkeypatch.setenv("RANK", "1")
+        assert EventSink.from_env().fd is None, "only rank 0 of a torchrun launch reports"
+        monkeypatch.delenv("RANK")
+        inode = os.fstat(write_fd).st_ino
+        monkeypatch.setenv("FASHIONBENCH_EVENTS_FD", f"{other_write}:{inode}")
+        assert EventSink.from_env().fd is None, "a descriptor number now naming another pipe is not ours"
+        monkeypatch.setenv("FASHIONBENCH_EVENTS_FD", f"{max(read_fd, write_fd, other_read, other_write) + 50}:{inode}")
+        assert EventSink.from_env().fd is None, "a closed descriptor is not ours"
+    finally:
+        for fd in (read_fd, write_fd, other_read, other_write):
+            os.close(fd)
 
 
 def test_epoch_watch_times_the_full_steps_after_warmup_with_two_syncs():

@@ -45,8 +45,8 @@ BOX2 = {"machine_id": "b0x2b0x2b0x2", "hostname": "box-2", "cpu_model": "Test CP
 PRICES_YAML = "# USD per hour\nvm: 0.40\nbox-2/cpu: 1.10\n"
 PRICES = {"vm": 0.40, "box-2/cpu": 1.10}
 TARGET = 0.7
-SECTIONS = ["summary", "claims", "frameworks", "variants", "accuracy-vs-speed", "curves", "per-class", "hardware",
-            "commits", "environment"]
+SECTIONS = ["summary", "claims", "frameworks", "variants", "scaling", "accuracy-vs-speed", "curves", "per-class",
+            "hardware", "commits", "environment"]
 
 
 # ------------------------------------------------------------------ record helpers (shared with test_compare)
@@ -325,10 +325,10 @@ def test_cli_writes_page_pngs_and_csv_and_names_skipped_files(built: Built):
     assert (built.out / "summary.csv").is_file()
 
 
-def test_sections_one_to_ten_in_order(built: Built):
+def test_sections_one_to_eleven_in_order(built: Built):
     assert [s.attrs["id"] for s in built.doc.find_all("section")] == SECTIONS
     headings = [s.find("h2").text for s in built.doc.find_all("section")]
-    assert [h.split(".")[0] for h in headings] == [str(i) for i in range(1, 11)]
+    assert [h.split(".")[0] for h in headings] == [str(i) for i in range(1, 12)]
     assert "No framework/model/device has runs of more than one variant" in section(built, "variants").text
 
 

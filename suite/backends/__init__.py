@@ -12,6 +12,8 @@ from suite.core.frameworks import FRAMEWORKS
 from suite.core.spec import RunSpec
 
 StepHook = Callable[[int], None]
+# torch runs one process, and backend, per data-parallel rank (torchrun); Keras keeps its replicas inside one backend.
+RANK_BACKENDS = {"torch": "suite.backends.torch_ddp"}
 
 
 class Unsupported(RuntimeError):
@@ -74,12 +76,19 @@ class Backend(Protocol):
     def sync(self) -> None:
         """Block until queued device work is done."""
 
+    def distribution(self) -> dict[str, Any]:
+        """The data-parallel RunRecord fields: world_size, and for several replicas dist_backend, threads_per_rank,
+        comm_share_pct (those the framework can give)."""
+
 
 def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
     """A backend set up for `spec` and what it set; raises Unsupported for combinations that cannot run."""
     if spec.unsupported_reason:
         raise Unsupported(spec.unsupported_reason)
-    backend = get_backend(spec.framework)
+    if spec.devices > 1 and spec.framework in RANK_BACKENDS:
+        backend = importlib.import_module(RANK_BACKENDS[spec.framework]).make_backend()
+    else:
+        backend = get_backend(spec.framework)
     return backend, backend.setup(spec)
 
 

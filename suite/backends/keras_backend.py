@@ -28,9 +28,13 @@ JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 INSTALL_HINT = {"jax": "pip install jax", "torch": "pip install torch", "tensorflow": "pip install tensorflow"}
 
 
-def _import_frameworks(keras_backend: str) -> None:
+def _import_frameworks(keras_backend: str, device: str, replicas: int) -> None:
     global tf, keras
     os.environ["KERAS_BACKEND"] = keras_backend
+    if keras_backend == "jax" and device == "cpu" and replicas > 1:
+        # JAX shows the host as one CPU device unless told, before it starts, to present it as N.
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={replicas}".strip()
     if keras_backend == "jax":
         import importlib.util
 
@@ -143,6 +147,34 @@ def step_callback(on_step: StepHook) -> Any:
     return StepHookCallback()
 
 
+def tensorflow_strategy(device: str, replicas: int) -> Any:
+    """tf.distribute.MirroredStrategy over `replicas` GPUs, or over as many logical CPU devices carved out of the one
+    physical CPU (all sharing its intra-op thread pool); must run before TensorFlow's first op."""
+    if device == "cuda":
+        count = len(tf.config.list_physical_devices("GPU"))
+        if count < replicas:
+            raise DeviceUnavailable(f"--devices {replicas} needs {replicas} GPUs; TensorFlow sees {count}")
+        names = [f"/GPU:{i}" for i in range(replicas)]
+    else:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)])
+        names = [f"/CPU:{i}" for i in range(replicas)]
+    return tf.distribute.MirroredStrategy(names)
+
+
+def jax_data_parallel(replicas: int) -> Any:
+    """keras.distribution.DataParallel over the first `replicas` JAX devices, set as the global distribution so every
+    variable and batch created afterwards is laid out by it."""
+    import jax
+
+    devices = jax.devices()
+    if len(devices) < replicas:
+        raise DeviceUnavailable(f"--devices {replicas} needs {replicas} {devices[0].platform} devices; JAX sees {len(devices)}")
+    distribution = keras.distribution.DataParallel(devices=devices[:replicas])
+    keras.distribution.set_distribution(distribution)
+    return distribution
+
+
 class KerasBackend:
     """The Backend protocol for Keras 3 (TensorFlow, JAX or PyTorch backend)."""
 
@@ -154,18 +186,26 @@ class KerasBackend:
         self.model: Any = None
         self.arrays: dict[str, tuple[Any, Any]] = {}
         self.info: dict[str, Any] = {}
+        self.replicas = 1
+        self.strategy: Any = None  # tf.distribute.MirroredStrategy when --devices > 1 on TensorFlow
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Backend-specific threads/device/TF32 first, then the dtype policy every layer built afterwards takes."""
-        _import_frameworks(spec.keras_backend)
-        self.keras_backend, self.device, self.batch_size = spec.keras_backend, spec.device, spec.batch_size
+        _import_frameworks(spec.keras_backend, spec.device, spec.devices)
+        # fit and train_on_batch take the global batch; the strategy splits it into --batch-size per replica.
+        self.keras_backend, self.device, self.batch_size = spec.keras_backend, spec.device, spec.global_batch_size
+        self.replicas = spec.devices
         if spec.keras_backend == "tensorflow":
             self.tf_device = device_name = configure_tensorflow(spec.device, spec.precision, spec.threads)
+            if spec.devices > 1:
+                self.strategy = tensorflow_strategy(spec.device, spec.devices)
             versions = {"tensorflow_version": tf.__version__,
                         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
                         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
         elif spec.keras_backend == "jax":
             device_name = configure_jax(spec.device, spec.precision)
+            if spec.devices > 1:
+                jax_data_parallel(spec.devices)
             import jax
 
             versions = {"jax_version": jax.__version__}
@@ -191,15 +231,21 @@ class KerasBackend:
 
     def build(self, spec: RunSpec, weights: list[list[np.ndarray]] | None) -> None:
         """Sequential model compiled with Adam and the course's losses (logits for 10-class, sigmoid for binary)."""
-        with tf.device(self.tf_device) if tf is not None else nullcontext():
+        with self._scope():
             self.model = build_model(spec)
             if weights is not None:
                 self.model.set_weights([array for group in weights for array in group])
             loss = keras.losses.BinaryCrossentropy() if spec.binary else keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-            self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.lr), loss=loss, metrics=["accuracy"],
+            self.model.compile(optimizer=keras.optimizers.Adam(learning_rate=spec.effective_lr), loss=loss, metrics=["accuracy"],
                                jit_compile=JIT_COMPILE[spec.jit_compile], steps_per_execution=spec.steps_per_execution)
         self.info.update(jit_compile=bool(self.model.jit_compile), steps_per_execution=spec.steps_per_execution,
                          loss_scaling=type(self.model.optimizer).__name__ == "LossScaleOptimizer")
+
+    def _scope(self) -> Any:
+        """Where variables are created: the strategy's scope (mirrored on every replica), else the one TF device."""
+        if self.strategy is not None:
+            return self.strategy.scope()
+        return tf.device(self.tf_device) if tf is not None else nullcontext()
 
     def _place(self, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
         x = images[..., np.newaxis].astype(np.float32, copy=False)
@@ -342,6 +388,15 @@ class KerasBackend:
         if self.keras_backend == "jax":
             self.model.jax_state_sync()
         keras.ops.convert_to_numpy(self.model.optimizer.iterations)
+
+    def distribution(self) -> dict[str, Any]:
+        """Replicas and engine; neither tf.distribute nor keras.distribution exposes a communication timing."""
+        if self.replicas == 1:
+            return {"world_size": 1}
+        if self.strategy is not None:
+            return {"world_size": self.strategy.num_replicas_in_sync, "dist_backend": "mirrored"}
+        mesh = keras.distribution.distribution().device_mesh
+        return {"world_size": int(np.prod(mesh.shape)), "dist_backend": "jax-dataparallel"}
 
 
 def make_backend() -> KerasBackend:

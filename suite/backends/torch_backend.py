@@ -45,6 +45,15 @@ def _module_for(layer: Layer) -> nn.Module:
     raise ValueError(f"no torch module for layer kind {kind!r}")
 
 
+def compiled(module: nn.Module, spec: RunSpec) -> nn.Module:
+    """torch.compile's wrapper for --compile modes other than none, else the module itself.
+
+    Compilation happens lazily on the first calls, so its cost lands in epoch 1 (reported apart from steady state)."""
+    if spec.compile == "none":
+        return module
+    return torch.compile(module, mode=None if spec.compile == "default" else spec.compile)
+
+
 def build_module(spec: RunSpec) -> nn.Sequential:
     """nn.Sequential with exactly the layers of suite.core.models.architecture (input NCHW)."""
     return nn.Sequential(*(_module_for(layer) for layer in architecture(spec)))
@@ -138,12 +147,9 @@ class TorchBackend:
         if weights is not None:
             load_keras_layout(model, spec, weights)
         self.model = model.to(self.device, memory_format=self.memory_format)
-        self.run_model = self.model
-        if spec.compile != "none":
-            # Compilation happens lazily on the first calls, so its cost lands in epoch 1 (reported apart from steady state).
-            self.run_model = torch.compile(self.model, mode=None if spec.compile == "default" else spec.compile)
+        self.run_model = compiled(self.model, spec)
         self.loss_fn = nn.BCELoss() if self.binary else nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.lr)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.effective_lr)
 
     def _autocast(self) -> ContextManager[Any]:
         return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
@@ -174,6 +180,10 @@ class TorchBackend:
             out = self.run_model(xb)
         # Loss in fp32 outside autocast: BCELoss refuses autocast, and the course's losses are fp32 anyway.
         loss = self.loss_fn(out.float(), yb)
+        self._backward(loss)
+        return loss.detach(), out.detach()
+
+    def _backward(self, loss: torch.Tensor) -> None:
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -181,7 +191,6 @@ class TorchBackend:
         else:
             loss.backward()
             self.optimizer.step()
-        return loss.detach(), out.detach()
 
     def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None,
                     on_step: StepHook | None = None) -> tuple[float, float]:
@@ -282,6 +291,10 @@ class TorchBackend:
     def sync(self) -> None:
         """cuda.synchronize on GPU; CPU ops are already complete when they return."""
         _sync(self.device)
+
+    def distribution(self) -> dict[str, Any]:
+        """One process on one device: no replicas to record."""
+        return {"world_size": 1}
 
 
 def make_backend() -> TorchBackend:

@@ -38,6 +38,12 @@ QUICK_SWEEP_BATCH_SIZES = (128, 512)
 # to the full sweep: on CPUs without bf16 instructions it is emulated and its CNN cases took minutes in the quick run.
 QUICK_SWEEP_PRECISIONS = ("fp32", "fp16-mixed")
 
+# The scaling suite (benchmarks/scaling.py): the dense model on 1..N data-parallel replicas per framework and device.
+SCALING_MODEL = "dense"
+SCALING_PARAM_NAMES = ("framework", "device", "devices")
+QUICK_SCALING_DEVICES = (1, 2)
+FULL_SCALING_DEVICES = (1, 2, 4, 8)
+
 
 def is_quick(quick: bool | None = None) -> bool:
     """An explicit choice, else FASHIONBENCH_QUICK=1."""
@@ -114,6 +120,26 @@ def sweep_specs(quick: bool | None = None) -> list[RunSpec]:
     """The CNN sweep with the grid's epochs, limit, threads and inference batch sizes."""
     quick = is_quick(quick)
     return grid(sweep_axes(quick), model=SWEEP_MODEL, **_fixed_settings(quick))
+
+
+def scaling_axes(quick: bool | None = None) -> dict[str, tuple[Any, ...]]:
+    """framework × device (as the grid) × devices: 1 and 2 when quick, up to 8 in full (counts a machine lacks are
+    recorded as skipped and show as n/a)."""
+    quick = is_quick(quick)
+    axes = benchmark_axes(quick)
+    return {"framework": axes["framework"], "device": axes["device"],
+            "devices": QUICK_SCALING_DEVICES if quick else FULL_SCALING_DEVICES}
+
+
+def scaling_specs(quick: bool | None = None) -> list[RunSpec]:
+    """The scaling grid on the dense model with the grid's epochs, limit, threads and inference batch sizes."""
+    quick = is_quick(quick)
+    return grid(scaling_axes(quick), model=SCALING_MODEL, **_fixed_settings(quick))
+
+
+def scaling_key(spec: RunSpec) -> tuple[str, str, int]:
+    """The (framework, device, devices) tuple asv passes to the scaling suite."""
+    return spec.framework, spec.device, spec.devices
 
 
 def asv_machine_name(quick: bool | None = None) -> str:

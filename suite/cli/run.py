@@ -55,6 +55,13 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                        help="channels-last memory format for the torch cnn (no value: on)")
     speed.add_argument("--steps-per-execution", nargs="+", type=int, default=[1], metavar="N",
                        help="Keras steps_per_execution for keras cases")
+    scaling = run.add_argument_group("data-parallel scaling")
+    scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
+                         help="data-parallel replicas per case (an axis): torch via torchrun + DDP, Keras via "
+                              "MirroredStrategy (TensorFlow) or keras.distribution.DataParallel (JAX); on cpu each "
+                              "replica gets --threads/N cores. --batch-size is per replica")
+    scaling.add_argument("--lr-scaling", choices=specs.LR_SCALING, default="none",
+                         help="learning rate at N replicas: none (--lr) or linear (N x --lr)")
     run.add_argument("--targets", type=float, nargs="+", default=[], help="validation accuracies for time-to-accuracy")
     run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024])
     run.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds per case before it is killed")
@@ -86,6 +93,7 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
         "batch_size": args.batch_size, "threads": args.threads, "keras_backend": args.keras_backend,
         "precision": args.precision, "compile": args.compile, "jit_compile": args.jit_compile,
         "channels_last": args.channels_last or [True], "steps_per_execution": args.steps_per_execution,
+        "devices": args.devices,
     }
     for name, values in axes.items():
         if len(set(values)) != len(values):
@@ -93,7 +101,7 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     return specs.grid(
         axes, repeats=args.repeats, epochs=epochs, seed=args.seed, limit=args.limit, lr=args.lr,
         dropout=args.dropout, batchnorm=args.batchnorm, augment=args.augment, early_stopping=args.early_stopping,
-        init=args.init, targets=tuple(args.targets),
+        init=args.init, targets=tuple(args.targets), lr_scaling=args.lr_scaling,
         infer_batch_sizes=tuple(args.infer_batch_sizes),
     )
 

@@ -17,12 +17,17 @@ MODELS = tuple(CATALOG)
 DEVICES = ("cpu", "cuda")
 INITS = ("framework", "shared")
 PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
+LR_SCALING = ("none", "linear")
+MAX_DEVICES = 1024
 
 # Speed settings: precision for every framework, then the framework-specific ones (grid() resets those to their
 # defaults on the other frameworks' cases).
 SPEED_DEFAULTS = {"precision": "fp32", **{name: setting.default for name, (_, setting) in SETTINGS.items()}}
+# Data-parallel axes: --devices N replicas, each with --batch-size samples per step, and the learning-rate rule.
+SCALING_DEFAULTS = {"devices": 1, "lr_scaling": "none"}
 # Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
-_ADDED_LATER = {k: v for k, v in SPEED_DEFAULTS.items() if not (k in SETTINGS and SETTINGS[k][1].in_first_records)}
+_ADDED_LATER = {**{k: v for k, v in SPEED_DEFAULTS.items() if not (k in SETTINGS and SETTINGS[k][1].in_first_records)},
+                **SCALING_DEFAULTS}
 
 
 class SpecError(ValueError):
@@ -56,6 +61,8 @@ class RunSpec:
     targets: tuple[float, ...] = ()
     infer_batch_sizes: tuple[int, ...] = (1, 32, 256, 1024)
     repeat: int = 0
+    devices: int = 1
+    lr_scaling: str = "none"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -81,6 +88,26 @@ class RunSpec:
         return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat")})
 
     @property
+    def scaling_key(self) -> str:
+        """Id shared by the 1-, 2-, ... N-device cases of one setup (devices, seed and repeat left out)."""
+        return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat", "devices")})
+
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per optimizer step over all replicas: --batch-size is per device."""
+        return self.batch_size * self.devices
+
+    @property
+    def threads_per_rank(self) -> int:
+        """Intra-op threads of each torch rank: the --threads budget shared out between the --devices processes."""
+        return max(1, self.threads // self.devices)
+
+    @property
+    def effective_lr(self) -> float:
+        """The learning rate the optimizer gets: --lr, times the replica count under --lr-scaling linear."""
+        return self.lr * self.devices if self.lr_scaling == "linear" else self.lr
+
+    @property
     def id(self) -> str:
         """Stable, readable id of this exact spec (repeat and seed included)."""
         return f"{self.framework}-{self.model}-{self.device}-{_digest(self._identity())}"
@@ -95,6 +122,9 @@ class RunSpec:
             return "fp16-mixed needs a CUDA GPU: fp16 autocast/loss scaling on CPU is emulated and not a setting anyone deploys"
         if self.device == "cpu" and self.precision == "tf32":
             return "tf32 is an NVIDIA tensor-core format (Ampere or newer); CPUs have no TF32 mode"
+        if self.devices > 1 and self.framework == "keras" and self.keras_backend == "torch":
+            return ("--devices > 1 on Keras's torch backend: Keras 3 distributes only on JAX (keras.distribution) and "
+                    "TensorFlow (tf.distribute); use --keras-backend jax or tensorflow, or --framework torch (DDP)")
         return None
 
     @property
@@ -106,7 +136,7 @@ class RunSpec:
     def variant_flags(self) -> dict[str, Any]:
         """The variant fields that differ from their defaults."""
         defaults = RunSpec(framework=self.framework, model=self.model)
-        variant_names = ("dropout", "batchnorm", "augment", "early_stopping", "init", "lr", *SPEED_DEFAULTS)
+        variant_names = ("dropout", "batchnorm", "augment", "early_stopping", "init", "lr", *SPEED_DEFAULTS, *SCALING_DEFAULTS)
         return {n: getattr(self, n) for n in variant_names if getattr(self, n) != getattr(defaults, n)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +188,8 @@ def validate(spec: RunSpec) -> None:
     check_choice("device", spec.device, DEVICES)
     check_choice("init", spec.init, INITS)
     check_choice("precision", spec.precision, PRECISIONS)
+    check_choice("lr-scaling", spec.lr_scaling, LR_SCALING)
+    _check_range("devices", spec.devices, 1, MAX_DEVICES)
     _check_framework_settings(spec)
     _check_range("epochs", spec.epochs, 1, 10_000)
     _check_range("batch_size", spec.batch_size, 1, 60_000)
@@ -176,6 +208,9 @@ def validate(spec: RunSpec) -> None:
         raise SpecError(
             f"--batch-size {spec.batch_size} is larger than --limit {spec.limit}; use a batch size <= {spec.limit}"
         )
+    if spec.limit is not None and spec.global_batch_size > spec.limit:
+        raise SpecError(f"global batch {spec.global_batch_size} (--batch-size {spec.batch_size} x --devices {spec.devices}) "
+                        f"is larger than --limit {spec.limit}; raise --limit or lower --batch-size")
 
 
 def _check_framework_settings(spec: RunSpec) -> None:

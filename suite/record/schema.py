@@ -32,6 +32,12 @@ TIME_SCOPES = {
     "import_s": "seconds to import the framework in the worker process",
     "build_s": "seconds to build the model (and load shared weights)",
     "cpu_util_pct": "process CPU seconds / wall seconds over the training epochs (100 = one core busy)",
+    "global_steady_samples_per_s": "training samples of all replicas / steady_epoch_s (= train_steady_samples_per_s)",
+    "per_rank_steady_samples_per_s": "global_steady_samples_per_s / world_size: what one replica processed per second",
+    "scaling_efficiency_pct": ("global_steady_samples_per_s / (world_size x that of the 1-device case of the same setup), "
+                               "median over its runs; null until that case is recorded"),
+    "comm_share_pct": ("torch DDP's own sampled step timings: all-reduce time not hidden behind backward / (forward + "
+                       "backward + that all-reduce time); null where the framework exposes no such timing"),
 }
 
 
@@ -171,6 +177,17 @@ class RunRecord(BaseModel):
     peak_flops_per_s: float | None = None
     peak_flops_dtype: str | None = None  # which probe figure MFU divides by: the spec's arithmetic precision
     mfu_pct: float | None = None
+
+    # Data parallelism (--devices); None on records stored before the axis existed.
+    world_size: int | None = None
+    dist_backend: str | None = None  # gloo, nccl, mirrored (tf.distribute), jax-dataparallel; None for one device
+    global_batch_size: int | None = None
+    lr_effective: float | None = None
+    threads_per_rank: int | None = None  # torch: each rank's intra-op threads; Keras: None (one pool serves all replicas)
+    global_steady_samples_per_s: float | None = None
+    per_rank_steady_samples_per_s: float | None = None
+    scaling_efficiency_pct: float | None = None
+    comm_share_pct: float | None = None
 
     time_scopes: dict[str, str] = Field(default_factory=lambda: dict(TIME_SCOPES))
 

@@ -9,7 +9,7 @@ from typing import Iterable
 import numpy as np
 
 from suite.core.models import CATALOG
-from suite.core.spec import RunSpec
+from suite.core.spec import SCALING_DEFAULTS, RunSpec
 from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
 from suite.record.stats import Summary, summarize
@@ -121,7 +121,8 @@ def _disambiguate(cases: list[Case]) -> None:
 def variant_base(spec: RunSpec) -> RunSpec:
     """The spec with every variant flag at its default: cases sharing it differ only in variant settings."""
     defaults = RunSpec(framework=spec.framework, model=spec.model)
-    return replace(spec, **{name: getattr(defaults, name) for name in spec.variant_flags()})
+    # --devices is not a variant: its cases meet in the scaling section, measured against the 1-device case.
+    return replace(spec, **{name: getattr(defaults, name) for name in spec.variant_flags() if name not in SCALING_DEFAULTS})
 
 
 def variant_families(cases: list[Case]) -> list[list[Case]]:

@@ -13,8 +13,9 @@ from typing import Any
 import jinja2
 
 from suite.record.metrics import METRIC_BY_KEY, METRICS
+from suite.record.scaling import with_scaling_efficiency
 from suite.record.store import read_store
-from suite.report import plots, sections
+from suite.report import plots, scaling, sections
 from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
 from suite.report.curves import RULE as OVERFIT_RULE
@@ -118,6 +119,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
     """Read everything, write index.html, the PNGs and summary.csv; return the page and the skipped-input lines."""
     prices = check_inputs(inputs)
     records, problems = read_store(inputs.results)
+    records = with_scaling_efficiency(records)
     if not records:
         detail = f" ({len(problems)} file(s) skipped: {problems[0]})" if problems else ""
         raise ReportError(f"no valid records in {' '.join(map(str, inputs.results))}{detail}; "
@@ -142,6 +144,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "claims": claims, "claims_overall": overall(claims), "claim_rules": RULES, "reference": REFERENCE,
         "side_by_side": sections.side_by_side_rows(ok_cases), "frameworks": sorted({c.spec.framework for c in ok_cases}),
         "variants": sections.variants_section(cases),
+        "scaling": scaling.scaling_section(cases), "scaling_img": images.add("scaling", scaling.scaling_figure(ok_cases)),
         "frameworks_img": images.add("frameworks", plots.frameworks_figure(ok_cases)),
         "pareto_img": images.add("accuracy-vs-speed", plots.pareto_figure(ok_cases, fronts)),
         "fronts": {t: [{"label": c.label, "acc": acc.format(c.stats(acc).median),  # type: ignore[union-attr]

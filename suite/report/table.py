@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from suite.record.metrics import Metric, shown_in, time_to_target_metric
+from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary
 from suite.report.cases import group_cases
@@ -38,7 +39,7 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
     targets = sorted({float(t) for r in records for t in r.time_to_accuracy_s})
     metrics = [*shown_in("table"), *(time_to_target_metric(t) for t in targets)]
     rows = []
-    for case in group_cases(records):
+    for case in group_cases(with_scaling_efficiency(records)):
         statuses = sorted({r.status for r in case.records})
         row: dict[str, object] = {
             "host": case.machine.hostname, "framework": case.spec.framework, "model": case.spec.model,

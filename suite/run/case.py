@@ -15,13 +15,19 @@ from suite.measure.host import rss_bytes
 from suite.run.events import EventSink
 
 
-def pin_cpus(threads: int) -> list[int]:
+def pin_cpus(threads: int, rank: int = 0) -> list[int]:
     """Restrict the process to `threads` CPUs when fewer than all: XLA (JAX) has no thread-count setting, so this is
-    how every framework gets the same number of cores. Returns the CPUs the process may run on."""
+    how every framework gets the same number of cores. Rank r of a torchrun launch takes the r-th block of CPUs, so
+    ranks never share a core. Returns the CPUs the process may run on."""
     allowed = sorted(os.sched_getaffinity(0))
-    if threads < len(allowed):
-        os.sched_setaffinity(0, allowed[:threads])
+    if threads < len(allowed) and (rank + 1) * threads <= len(allowed):
+        os.sched_setaffinity(0, allowed[rank * threads:(rank + 1) * threads])
     return sorted(os.sched_getaffinity(0))
+
+
+def torchrun_rank() -> int | None:
+    """This process's rank when torchrun started it (it sets RANK), else None."""
+    return int(os.environ["RANK"]) if "RANK" in os.environ else None
 
 
 @dataclass
@@ -40,7 +46,8 @@ class CaseSetup:
         """Pin CPUs, open the backend (timed: framework import and device setup), load the data, build the model;
         `events` hears of each phase as it starts."""
         spec, events = self.spec, events or EventSink(None)
-        cpus = pin_cpus(spec.threads)
+        ranked = torchrun_rank() is not None
+        cpus = pin_cpus(spec.threads_per_rank if ranked else spec.threads, int(os.environ.get("LOCAL_RANK", "0")))
         events.emit("import", framework=spec.framework if spec.framework == "torch" else f"keras ({spec.keras_backend})")
         t0 = time.perf_counter()
         self.backend, self.framework_info = open_backend(spec)

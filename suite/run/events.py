@@ -1,7 +1,9 @@
 """Progress events from a worker to the runner while a case runs: one JSON object per line on an inherited pipe.
 
-The worker finds the pipe's descriptor in $FASHIONBENCH_EVENTS_FD (absent: events go nowhere, e.g. a worker started
-by hand). Events are advisory: a line that does not parse is dropped, and nothing measured depends on them.
+The worker finds the pipe in $FASHIONBENCH_EVENTS_FD as `FD:INODE`. The inode is checked because the variable outlives
+the descriptor: torchrun's ranks inherit the environment but not the pipe, and their FD may name another file by then.
+No pipe (or not ours): events go nowhere. Events are advisory: a line that does not parse is dropped, and nothing
+measured depends on them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import stat
 import subprocess
 import time
 from typing import Any, Callable
@@ -28,9 +31,14 @@ class EventSink:
 
     @classmethod
     def from_env(cls) -> EventSink:
-        """The sink the runner set up for this process."""
-        text = os.environ.get(EVENTS_FD_ENV, "")
-        return cls(int(text) if text.isdigit() else None)
+        """The sink the runner set up for this process, if its pipe is really open here (and this is not a rank > 0)."""
+        fd, _, inode = os.environ.get(EVENTS_FD_ENV, "").partition(":")
+        try:
+            ours = (fd.isdigit() and os.environ.get("RANK", "0") == "0"
+                    and stat.S_ISFIFO((st := os.fstat(int(fd))).st_mode) and str(st.st_ino) == inode)
+        except OSError:
+            ours = False
+        return cls(int(fd) if ours else None)
 
     def emit(self, phase: str, **fields: Any) -> None:
         """One event; a single write of one line, so the runner never sees half of it interleaved with another."""
@@ -41,6 +49,11 @@ class EventSink:
             os.write(self.fd, line.encode())
         except OSError:
             self.fd = None  # the runner has gone (or closed the pipe): stop reporting, keep measuring
+
+
+def sink_env(write_fd: int) -> dict[str, str]:
+    """The environment entry that hands a worker the write end of its events pipe."""
+    return {EVENTS_FD_ENV: f"{write_fd}:{os.fstat(write_fd).st_ino}"}
 
 
 def _deliver(buffer: bytes, on_event: OnEvent | None) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -14,21 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import psutil
 from pydantic import ValidationError
 
 from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
+from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.record.store import read_store, write_record
-from suite.run.events import EVENTS_FD_ENV, OnEvent, pump
+from suite.run.events import OnEvent, pump, sink_env
+from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
 
 if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
     from suite.run.executors import Executor
 
 STDERR_TAIL_CHARS = 4000
-PR_SET_PDEATHSIG = 1
 OOM_HINT = "out of memory; try a smaller --batch-size (or --limit) or a device with more memory"
 
 
@@ -65,17 +66,11 @@ class WorkerResult:
     pid: int | None = None
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the runner dies, so a killed run leaves no orphan training behind."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
-def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, on_event: OnEvent | None = None) -> WorkerResult:
-    """Start `python -m suite.run.worker` in its own process group, handing `on_event` its progress events as they come;
-    kill the whole group on timeout. Its stdout/stderr (framework log lines included) go to the record's stderr_tail only."""
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: list[str] | None = None,
+               on_event: OnEvent | None = None) -> WorkerResult:
+    """Start `python -m [via...] suite.run.worker` (via: a launcher module's arguments, e.g. torchrun's) in its own
+    process group, handing `on_event` its progress events as they come; kill the whole group on timeout. Its
+    stdout/stderr (framework log lines included) go to the record's stderr_tail only."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
         job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
@@ -84,9 +79,9 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, on_ev
         with open(err_path, "wb") as err, open(read_fd, "rb", buffering=0):
             try:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "suite.run.worker", str(job_path), str(out_path)],
-                    stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env={**env, EVENTS_FD_ENV: str(write_fd)},
-                    start_new_session=True, preexec_fn=_die_with_parent, pass_fds=(write_fd,),
+                    [sys.executable, "-m", *(via or []), "suite.run.worker", str(job_path), str(out_path)],
+                    stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env={**env, **sink_env(write_fd)},
+                    start_new_session=True, preexec_fn=die_with_parent, pass_fds=(write_fd,),
                 )
             finally:
                 os.close(write_fd)  # the worker holds the only write end, so its exit ends the stream
@@ -109,11 +104,21 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, on_ev
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and anything it started, then reap it."""
+    """SIGKILL the worker, its process group and every descendant (torchrun puts each rank in a session of its own),
+    then reap it."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
     process.wait()
 
 
@@ -199,12 +204,14 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if spec.device == "cuda" and (reason := no_gpu_reason()):
         # Without a driver no framework can reach a GPU; the worker still decides when NVML does list one.
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
+    if reason := devices_missing_reason(spec):
+        return failure_record(spec, "skipped", reason, None)
     peak, peak_dtype = peak_flops(spec, timeout_s, on_event)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
-    result = run_worker(job, case_env(spec), timeout_s, on_event)
+    result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec), on_event)
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
@@ -229,6 +236,15 @@ class PlanOutcome:
     records: list[RunRecord] = field(default_factory=list)
     skipped_as_done: int = 0
     interrupted: bool = False
+
+
+def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
+    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.records)
+    for index, (before, after) in enumerate(zip(outcome.records, filled)):
+        if after is not before:
+            write_record(after, results_dir)  # same file name: the record is replaced atomically
+            outcome.records[index] = after
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -260,6 +276,7 @@ def run_plan(
     try:
         for record in executor.run(todo):
             keep(record)
+        _store_scaling_efficiency(outcome, results_dir)
     except Interrupted:
         outcome.interrupted = True
         for record in executor.cancel():

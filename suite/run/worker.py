@@ -24,8 +24,9 @@ from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
-from suite.run.case import CaseSetup
+from suite.run.case import CaseSetup, torchrun_rank
 from suite.run.events import EventSink
+from suite.run.launch import die_with_parent
 from suite.run.watch import EpochWatch, SteadySpan
 
 STEP_TIMING_STEPS = 30
@@ -130,14 +131,15 @@ class Case:
             backend.restore(best_state)
         rec.cpu_util_pct = cpu.util_pct
         rec.cpu_util_p95_pct = host.p95_pct() if isinstance(host, HostSampler) else None
-        for name, value in backend.device_memory().items():
+        for name, value in {**backend.device_memory(), **backend.distribution()}.items():
             setattr(rec, name, value)
+        rec.global_batch_size, rec.lr_effective = spec.global_batch_size, spec.effective_lr
         self._throughput()
 
     def _epoch(self, epoch: int, n_train: int) -> tuple[float, float, float]:
         """One timed training epoch, watched step by step; a 1-epoch case also times its steady span."""
         backend = self.setup.backend
-        watch = EpochWatch(self.events, epoch, self.spec.epochs, n_train, self.spec.batch_size,
+        watch = EpochWatch(self.events, epoch, self.spec.epochs, n_train, self.spec.global_batch_size,
                            sync=backend.sync if self.spec.epochs == 1 else None)
         t0 = time.perf_counter()
         loss, accuracy = self.setup.train_epoch(epoch, watch)
@@ -162,9 +164,13 @@ class Case:
             rec.train_steady_samples_per_s = self.in_epoch.samples_per_s
             rec.time_scopes["train_steady_samples_per_s"] = IN_EPOCH_STEADY_SCOPE
         if rec.train_steady_samples_per_s:
+            rec.global_steady_samples_per_s = rec.train_steady_samples_per_s
+            rec.per_rank_steady_samples_per_s = rec.train_steady_samples_per_s / (rec.world_size or 1)
             rec.achieved_train_flops_per_s = rec.train_steady_samples_per_s * rec.train_flops_per_sample
             if rec.peak_flops_per_s:
-                rec.mfu_pct = 100.0 * rec.achieved_train_flops_per_s / rec.peak_flops_per_s
+                # The GEMM probe measures one GPU, or on cpu all --threads cores, which the replicas share out.
+                devices = (rec.world_size or 1) if self.spec.device == "cuda" else 1
+                rec.mfu_pct = 100.0 * rec.achieved_train_flops_per_s / (rec.peak_flops_per_s * devices)
         rec.time_to_accuracy_s = time_to_accuracy_s(
             epoch_s, [h.val_accuracy for h in rec.history], self.spec.effective_targets
         )
@@ -245,6 +251,9 @@ def main(argv: list[str]) -> int:
     """Entry point: `python -m suite.run.worker JOB.json OUT.json`."""
     job = json.loads(Path(argv[0]).read_text())
     out = Path(argv[1])
+    rank = torchrun_rank()
+    if rank is not None:
+        die_with_parent()  # torchrun gave this rank a session of its own: tie its life to torchrun's instead
     if job.get("probe"):
         from suite.run.probe_job import run_probe
 
@@ -252,7 +261,9 @@ def main(argv: list[str]) -> int:
     elif job.get("bare"):
         out.write_text(json.dumps(run_bare(job["bare"])))
     else:
-        out.write_text(run_job(job).model_dump_json())
+        record = run_job(job)
+        if not rank:  # every rank trains; rank 0 alone (or the only process) writes the record
+            out.write_text(record.model_dump_json())
     return 0
 
 
