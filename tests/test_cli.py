@@ -71,12 +71,12 @@ def test_corrupt_data_set_is_one_line_and_keeps_existing_results(tmp_path: Path,
 
 
 @needs_data
-def test_unwritable_results_dir(tmp_path: Path):
+def test_results_dir_below_a_file(tmp_path: Path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     out = run_cli("run", "--results", str(blocker / "results"))
     assert out.returncode == 2
-    assert "is not writable" in out.stderr and "--results DIR" in out.stderr
+    assert f"is below the file {blocker}; pass --results DIR with a folder" in out.stderr
 
 
 def test_show_on_an_empty_store_says_what_to_do(tmp_path: Path):

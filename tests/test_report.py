@@ -549,7 +549,8 @@ def test_speed_variants_against_the_default(variants: VariantReport):
     assert "★" in rows[long]["train samples/s"]  # fastest; and the bf16 pair has the shortest warm-up
     assert rows["default"]["warm-up s"] == "2.50 ±0.75" and rows["precision=bf16"]["warm-up s"] == "0.60 ★ ±0.05"
     assert rows["compile=default"]["warm-up s"] == "30.00"
-    assert rows["precision=bf16"]["MFU peak"] == "bf16" and rows["default"]["MFU peak"] == "fp32"
+    assert rows["precision=bf16"]["MFU peak"].endswith("GFLOP/s bf16, provenance not recorded")
+    assert rows["default"]["MFU peak"].endswith("GFLOP/s fp32, provenance not recorded")
     assert rows["precision=bf16"]["noise"] == "beyond noise (IQRs apart)"
     assert rows["compile=default"]["noise"] == "one run each: noise unknown" and rows["default"]["noise"] == "baseline"
     assert rows["default"]["ok runs"] == "2/2" and rows["compile=default"]["ok runs"] == "1/1"

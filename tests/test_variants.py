@@ -324,12 +324,16 @@ def test_torch_cnn_channels_last_bf16_runs_under_bf16_autocast(torch_cnn_bf16, p
     assert info["autocast_dtype"] == "bfloat16" and info["precision"] == "bf16" and info["loss_scaling"] is False
     assert info["memory_format"] == "channels_last"
     _learned_and_timed(r)
-    entries = json.loads((probe_cache / "peak_flops.json").read_text())
-    entry = entries[f"{r.machine.machine_id}/cpu/threads={r.run_spec.threads}"]
+    cache = probe_cache / "peak_flops.json"
+    entries = json.loads(cache.read_text()) if cache.exists() else {}
+    entry = entries.get(f"{r.machine.machine_id}/cpu/threads={r.run_spec.threads}")
     # A CPU without bf16 instructions has no bf16 peak (an emulated GEMM is no peak): MFU divides by fp32 there.
     native = probe.emulated_bf16_reason(probe.cpu_flags()) is None
     assert r.peak_flops_dtype == ("bf16" if native else "fp32")
-    assert r.peak_flops_per_s == entry["flops_per_s"][r.peak_flops_dtype]
+    if entry is None:  # a probe disturbed by other work is used for the run but never cached
+        assert r.peak_probe is not None and r.peak_probe.disturbed and not r.peak_probe.cached
+    else:
+        assert r.peak_flops_per_s == entry["flops_per_s"][r.peak_flops_dtype]
     assert r.mfu_pct == pytest.approx(100 * r.achieved_train_flops_per_s / r.peak_flops_per_s)
     assert 0 < r.mfu_pct <= 100
 

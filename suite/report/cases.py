@@ -156,3 +156,11 @@ def pareto_front(cases: list[Case], x: Metric, y: Metric) -> list[Case]:
     front = [(c, px, py) for c, px, py in points
              if not any(qx >= px and qy >= py and (qx > px or qy > py) for _, qx, qy in points)]
     return [c for c, _, _ in sorted(front, key=lambda item: item[1])]
+
+
+def launch_hint(records: list[RunRecord]) -> str:
+    """'launch-bound' when a CUDA run's step launch took most of its synced step time, '—' where not judged (CPU, Keras)."""
+    judged = [r.launch_bound for r in records if r.launch_bound is not None]
+    if not judged:
+        return "—"
+    return "launch-bound" if any(judged) else "device-bound"

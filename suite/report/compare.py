@@ -13,6 +13,7 @@ from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
 from suite.report.cases import beyond_noise, group_cases
+from suite.report.gate import format_failures, gate_failures
 from suite.report.table import markdown
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
@@ -101,6 +102,7 @@ class Comparison:
     only_new: list[str]
     note: str | None = None
     neither: list[str] = field(default_factory=list)  # cases with no ok run on either side
+    lost: list[tuple[str, str]] = field(default_factory=list)  # (case, its statuses in NEW or "absent"): ok in BASE only
 
     @property
     def regressions(self) -> list[Row]:
@@ -177,7 +179,8 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
     only_new = sorted(_missing(names[k], sides[0].get(k, [])) for k in new_ok if new_ok[k] and not base_ok.get(k))
     neither = sorted(f"{names[k]} (BASE: {_statuses(sides[0].get(k, []))}; NEW: {_statuses(sides[1].get(k, []))})"
                      for k in set(sides[0]) | set(sides[1]) if not base_ok.get(k) and not new_ok.get(k))
-    return Comparison(rows, only_base, only_new, note, neither)
+    lost = sorted((names[k], _statuses(sides[1].get(k, []))) for k in base_ok if base_ok[k] and not new_ok.get(k))
+    return Comparison(rows, only_base, only_new, note, neither, lost)
 
 
 def _statuses(records: list[RunRecord]) -> str:
@@ -215,13 +218,13 @@ def _unmatched(comparison: Comparison) -> list[str]:
 
 def _verdict_line(comparison: Comparison, thresholds: Thresholds) -> str:
     bad = comparison.regressions
-    return (f"{len(bad)} regression(s) beyond the threshold (default {thresholds.default_pct:g}%"
+    return (f"{len(bad)} regression(s) beyond the threshold ({thresholds.default_pct:g}%"
             + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
             + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
 
 
-def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
-    """Fixed-width table, then the unmatched cases and a one-line verdict."""
+def format_table(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
+    """Fixed-width table, then the unmatched cases, a one-line verdict and the cases that stopped working."""
     body = _body(comparison)
     widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *body)]
     lines = []
@@ -232,25 +235,27 @@ def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
     lines += _unmatched(comparison)
     lines.append(_verdict_line(comparison, thresholds))
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + format_failures(failures)
 
 
-def format_markdown(comparison: Comparison, thresholds: Thresholds) -> str:
-    """GitHub-flavoured markdown for a pull-request comment or a CI job summary: verdict first, then the table."""
-    lines = [f"**{'❌' if comparison.regressions else '✅'} {_verdict_line(comparison, thresholds)}**", ""]
+def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
+    """GitHub-flavoured markdown for a pull-request comment or a CI job summary: the verdict first, then the table."""
+    passed = not comparison.regressions and not failures
+    lines = [f"**{'✅' if passed else '❌'} {_verdict_line(comparison, thresholds)}; "
+             f"{format_failures(failures).splitlines()[-1]}**", ""]
     if comparison.note:
         lines += [f"> note: {comparison.note}", ""]
     lines.append(markdown(pd.DataFrame(_body(comparison), columns=list(HEADER))))
-    unmatched = _unmatched(comparison)
-    if unmatched:
-        lines += ["", *(f"- {item}" for item in unmatched)]
+    notes = [*(f"FAILED {f}" for f in failures), *_unmatched(comparison)]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
 
 
 def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str],
-        fmt: str = "table") -> tuple[str, list[str], int]:
-    """Table text (fixed-width or markdown), skipped-file lines and the exit code (0 ok, 1 regression); raises CompareError
-    on bad input."""
+        allow_missing: bool = False, fmt: str = "table") -> tuple[str, list[str], int]:
+    """Table text (fixed-width or markdown), skipped-file lines and the exit code (0 ok, 1 regression or a case that
+    stopped working); raises CompareError on bad input."""
     metrics = select_metrics(metric_keys)
     thresholds = parse_thresholds(threshold_items)
     base_records, base_problems = load_side(base, "BASE")
@@ -260,6 +265,7 @@ def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: l
         # A gate that compared nothing must not pass: the two sides were almost surely run with other settings.
         raise CompareError(f"BASE and NEW share no case with ok runs ({len(comparison.only_base)} only in BASE, "
                            f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
-    code = EXIT_REGRESSION if comparison.regressions else EXIT_OK
+    failures = gate_failures(comparison, new_problems, allow_missing)
+    code = EXIT_REGRESSION if comparison.regressions or failures else EXIT_OK
     formatter = format_markdown if fmt == "markdown" else format_table
-    return formatter(comparison, thresholds), base_problems + new_problems, code
+    return formatter(comparison, thresholds, failures), base_problems + new_problems, code

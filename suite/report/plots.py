@@ -105,7 +105,9 @@ def frameworks_figure(cases: list[Case]) -> Figure | None:
         ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))  # every figure here is non-negative
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=8)
+    # The legend goes on the first panel with bars: throughput is empty when every run had a single epoch.
+    if labelled := next((ax for ax in axes if ax.get_legend_handles_labels()[0]), None):
+        labelled.legend(fontsize=8)
     fig.suptitle("Frameworks side by side — bars: median, whiskers: IQR over repeats, dots: each run", fontsize=11)
     return fig
 
