@@ -71,7 +71,11 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
     run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
-    where = run.add_argument_group("where cases run (README: Beyond one machine)")
+    add_executor_arguments(run.add_argument_group("where cases run (README: Beyond one machine)"))
+
+
+def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
+    """The executor flags: here, or as Ray tasks on a cluster."""
     where.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: one case after another here; ray: each case a Ray task on a cluster node")
     where.add_argument("--ray-address", default=None, metavar="ADDR",
