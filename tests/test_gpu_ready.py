@@ -30,21 +30,21 @@ OTHER_TORCH = "2.11.0+cu130"  # the torch of the target H200 image, not the pinn
 
 
 def image_env() -> dict[str, str]:
-    """PYTHONPATH with the blocker first: tensorflow and asv cannot be imported, torch says it is 2.11."""
+    """PYTHONPATH with the blocker first: tensorflow, asv and ray cannot be imported, torch says it is 2.11."""
     return {"PYTHONPATH": f"{GPU_IMAGE}:{REPO}", "FASHIONBENCH_FAKE_TORCH_VERSION": OTHER_TORCH}
 
 
 def test_the_image_helper_really_blocks():
-    code = ("import importlib.util, torch; print(importlib.util.find_spec('tensorflow'), importlib.util.find_spec('asv'), "
+    code = ("import importlib.util as u, torch; print(u.find_spec('tensorflow'), u.find_spec('asv'), u.find_spec('ray'), "
             "torch.__version__)")
     done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **image_env()}, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["None", "None", OTHER_TORCH]
+    assert done.stdout.split() == ["None", "None", "None", OTHER_TORCH]
 
 
 @needs_data
-def test_cli_runs_without_tensorflow_or_asv_and_with_another_torch(tmp_path: Path, probe_cache: Path):
+def test_cli_runs_without_tensorflow_asv_or_ray_and_with_another_torch(tmp_path: Path, probe_cache: Path):
     results, report = tmp_path / "results", tmp_path / "report"
     out = run_cli("run", "--framework", "torch", "keras", "--keras-backend", "tensorflow", "torch", "jax",
                   "--model", "dense", "--device", "cpu", "--epochs", "2", "--limit", "300", "--infer-batch-sizes", "1",
@@ -271,3 +271,21 @@ def test_driver_versions_from_nvml_and_what_is_missing():
     assert fake.calls["shutdown"] == 1
     assert driver_versions(FakeNvml())["nvml"].startswith("query failed: ")  # a driver without the CUDA query
     assert driver_versions(FakeNvml(init_error=NVMLError_LibraryNotFound))["nvml"].startswith("unavailable: ")
+
+
+def test_cuda_graph_calls_mark_each_step_and_clone_what_is_kept(monkeypatch):
+    """The reduce-overhead call path with a stand-in for the compiled model: no GPU or compile needed to check the rule
+    that each call starts a graph step and kept outputs survive the next replay."""
+    torch_backend = pytest.importorskip("suite.backends.torch_backend")
+    torch = torch_backend.torch
+    marks: list[int] = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    replay = torch.zeros(2, 10)  # a graph replay writes its outputs into the same static buffer each time
+    backend = torch_backend.TorchBackend()
+    backend.run_model = lambda x: replay.fill_(float(x.sum()))
+    backend.cuda_graphs = True
+    kept = backend._call(torch.ones(2, 1), keep=True)
+    used_now = backend._call(torch.full((2, 1), 3.0))
+    assert len(marks) == 2 and kept[0, 0] == 2.0 and used_now is replay and replay[0, 0] == 6.0
+    backend.cuda_graphs = False
+    assert backend._call(torch.ones(2, 1), keep=True) is replay and len(marks) == 2

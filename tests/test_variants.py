@@ -44,7 +44,7 @@ TINY = ("--device", "cpu", "--epochs", "2", "--limit", "600", "--batch-size", "6
     ({"framework": "torch", "model": "dense", "precision": "fp8"}, "--precision 'fp8' is not known; choose from: "
                                                                       "fp32, bf16, fp16-mixed, tf32"),
     ({"framework": "torch", "model": "dense", "compile": "fast"}, "--compile 'fast' is not known; choose from: "
-                                                                     "none, default, max-autotune"),
+                                                                     "none, default, reduce-overhead, max-autotune"),
     ({"framework": "keras", "model": "dense", "jit_compile": "yes"}, "--jit-compile 'yes' is not known; choose from: auto, on, off"),
     ({"framework": "keras", "model": "dense", "keras_backend": "mxnet"}, "--keras-backend 'mxnet' is not known"),
     ({"framework": "keras", "model": "dense", "steps_per_execution": 0}, "--steps-per-execution 0 is out of range; valid: 1..100000"),
@@ -214,7 +214,7 @@ def test_every_precision_has_a_probe_figure_on_the_devices_that_can_run_it():
     (["--precision", "fp8"], "--precision 'fp8' is not known; choose from: "
                                                                       "fp32, bf16, fp16-mixed, tf32"),
     (["--compile", "fast"], "--compile 'fast' is not known; choose from: "
-                                                                     "none, default, max-autotune"),
+                                                                     "none, default, reduce-overhead, max-autotune"),
     (["--channels-last", "maybe"], "argument --channels-last: 'maybe' is not on or off"),
     (["--steps-per-execution", "0"], "--steps-per-execution 0 is out of range; valid: 1..100000"),
     (["--compile", "default", "--framework", "keras"], "--compile applies to torch (torch.compile); for keras use --jit-compile"),

@@ -170,9 +170,9 @@ def main(args: argparse.Namespace) -> int:
     warn_threads_above_cores(args.threads)
     dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
     plan = cap_limit(plan, dataset)
-    ensure_writable(args.results)
     try:
-        with executor:
+        with executor:  # a cluster that cannot run the plan fails here, before the results dir is made
+            ensure_writable(args.results)
             return run_with(executor, plan, args, view)
     except ClusterError as exc:
         raise UsageError(str(exc)) from None

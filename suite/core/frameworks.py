@@ -58,7 +58,7 @@ class Framework:
 FRAMEWORKS: dict[str, Framework] = {
     "torch": Framework("suite.backends.torch_backend", {
         "compile": Setting("none", "torch (torch.compile); for keras use --jit-compile", choices=TORCH_COMPILE_MODES,
-                           help="torch.compile mode for torch cases: none, default, max-autotune", metavar="MODE"),
+                           help=f"torch.compile mode for torch cases: {', '.join(TORCH_COMPILE_MODES)}", metavar="MODE"),
         "channels_last": Setting(False, "the torch {models} only", model_fact="channels_last",
                                  help="channels-last memory format for torch cases of models with convolutions"),
     }, rank_backend_module="suite.backends.torch_ddp"),

@@ -41,6 +41,8 @@ TIME_SCOPES = {
                                "median over its runs; null until that case is recorded"),
     "comm_share_pct": ("torch DDP's own sampled step timings: all-reduce time not hidden behind backward / (forward + "
                        "backward + that all-reduce time); null where the framework exposes no such timing"),
+    "process_wall_s": ("the worker process from start to exit, seen by the runner: interpreter start, imports, the case, "
+                       "writing its record (wall_s starts after the worker's imports)"),
 }
 
 
@@ -214,6 +216,7 @@ class RunRecord(BaseModel):
     # Where the case ran (added with the Ray executor; records without them ran locally, one case at a time).
     executor: Literal["local", "ray"] = "local"
     worker_pid: int | None = None
+    process_wall_s: float | None = None  # the worker process's whole life as the runner saw it (TIME_SCOPES)
     node_id: str | None = None
     node_ip: str | None = None
     node_kind: str | None = None

@@ -12,7 +12,7 @@ from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_m
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
-from suite.report.cases import beyond_noise, group_cases
+from suite.report.cases import beyond_noise, group_cases, place
 from suite.report.gate import format_failures, gate_failures
 from suite.report.table import markdown
 
@@ -148,17 +148,16 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
     if not same_machine:
         note = (f"BASE ({', '.join(sorted(base_hosts.values()))}) and NEW ({', '.join(sorted(new_hosts.values()))}) "
                 "share no machine: cases are matched by case_key alone, so differences include the hardware")
-    labels = {(c.case_key, c.machine.machine_id): c.label if same_machine else c.setup_label
-              for c in group_cases(base + new)}
+    labels = {(c.case_key, *c.place): c.label if same_machine else c.setup_label for c in group_cases(base + new)}
 
-    def key(record: RunRecord) -> tuple[str, str]:
-        return (record.case_key, record.machine.machine_id if same_machine else "*")
+    def key(record: RunRecord) -> tuple[str, ...]:
+        return (record.case_key, *place(record)) if same_machine else (record.case_key, "*")
 
     def label(record: RunRecord) -> str:
-        return labels[(record.case_key, record.machine.machine_id)]
+        return labels[(record.case_key, *place(record))]
 
-    sides: list[dict[tuple[str, str], list[RunRecord]]] = [{}, {}]
-    names: dict[tuple[str, str], str] = {}
+    sides: list[dict[tuple[str, ...], list[RunRecord]]] = [{}, {}]
+    names: dict[tuple[str, ...], str] = {}
     for side, records in zip(sides, (base, new)):
         for record in records:
             side.setdefault(key(record), []).append(record)

@@ -67,7 +67,7 @@ def summary_markdown(run: CheckRun) -> str:
     measured = sum(r.wall_s or 0.0 for r in run.records)
     lines = [
         "# fashionbench GPU check", "",
-        f"**GPU sanity: {verdict}** · gpu-marked tests: {run.tests_line} · whole check {run.wall_s:.0f} s "
+        f"**GPU sanity: {verdict}** · gpu-marked tests: {run.tests_line} · {run.wall_s:.0f} s up to the report "
         f"(budget {BUDGET_S:.0f} s) · plan {measured:.0f} s measured vs {estimated:.0f} s estimated", "",
         "## What this box has", *_found_lines(run.found), "",
         "## GEMM probe (the MFU denominators)", *_probe_lines(run.probes), "",

@@ -149,6 +149,7 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
         case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
         error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
         git_commit=git_commit(), threads=spec.threads, worker_pid=result.pid if result else None,
+        process_wall_s=result.wall_s if result else None,
     )
 
 
@@ -236,7 +237,7 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
     record.peak_probe = PeakProbe.model_validate(peak_probe) if peak_probe else None
-    record.worker_pid = result.pid
+    record.worker_pid, record.process_wall_s = result.pid, result.wall_s
     return record
 
 

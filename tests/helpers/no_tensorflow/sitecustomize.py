@@ -1,6 +1,6 @@
 """A GPU image as it comes, for the GPU-readiness tests: Python loads this at start-up when this folder is on PYTHONPATH.
 
-Modules named in FASHIONBENCH_BLOCK (default: tensorflow, asv) cannot be imported, exactly as if they were not
+Modules named in FASHIONBENCH_BLOCK (default: tensorflow, asv, ray) cannot be imported, exactly as if they were not
 installed; FASHIONBENCH_FAKE_TORCH_VERSION makes torch report another version than the pinned one. Worker processes
 inherit PYTHONPATH and the environment, so they see the same image.
 """
@@ -10,7 +10,7 @@ import importlib.machinery
 import os
 import sys
 
-BLOCKED = tuple(m for m in os.environ.get("FASHIONBENCH_BLOCK", "tensorflow,asv").split(",") if m)
+BLOCKED = tuple(m for m in os.environ.get("FASHIONBENCH_BLOCK", "tensorflow,asv,ray").split(",") if m)
 FAKE_TORCH_VERSION = os.environ.get("FASHIONBENCH_FAKE_TORCH_VERSION")
 
 
