@@ -79,3 +79,18 @@ def test_a_case_of_the_new_model_runs_as_a_binary_classifier(wide, monkeypatch):
     assert record.class_names == list(data.BINARY_CLASS_NAMES)
     assert record.params == param_count(spec) and len(record.confusion_matrix) == 2
     assert 0.0 <= record.test_accuracy <= 1.0 and record.history[0].val_loss > 0
+
+
+def test_a_framework_is_its_registration(monkeypatch):
+    """Validation, setting scope and the backend lookup all read suite.core.frameworks.FRAMEWORKS."""
+    from suite.backends import get_backend
+    from suite.core.frameworks import FRAMEWORKS, Framework
+
+    with pytest.raises(SpecError, match="--framework 'torch2' is not known; choose from: torch, keras"):
+        RunSpec(framework="torch2", model="dense")
+    monkeypatch.setitem(FRAMEWORKS, "torch2", Framework(FRAMEWORKS["torch"].backend_module))
+    assert RunSpec(framework="torch2", model="cnn").framework == "torch2"
+    with pytest.raises(SpecError, match=r"--compile default applies to torch \(torch.compile\).*not torch2/dense"):
+        RunSpec(framework="torch2", model="dense", compile="default")
+    pytest.importorskip("torch")
+    assert type(get_backend("torch2")).__name__ == "TorchBackend"

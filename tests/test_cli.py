@@ -25,6 +25,9 @@ from tests.conftest import needs_data, run_cli
     (["run", "--framework", "torch", "torch"], "--framework lists a value twice"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
     (["run", "--timeout", "-1"], "argument --timeout"),
+    (["run", "--on", "kindA"], "--on needs --executor ray"),
+    (["run", "--executor", "ray", "--on", "kindA", "--every-kind"], "--on and --every-kind both choose the kinds"),
+    (["run", "--executor", "ray", "--per-node", "0"], "--per-node 0 / --retries 1 out of range"),
 ])
 def test_bad_flags_are_rejected_before_any_case(tmp_path: Path, args: list[str], needle: str):
     out = run_cli(*args, "--results", str(tmp_path / "r"))
@@ -71,12 +74,12 @@ def test_corrupt_data_set_is_one_line_and_keeps_existing_results(tmp_path: Path,
 
 
 @needs_data
-def test_unwritable_results_dir(tmp_path: Path):
+def test_results_dir_below_a_file(tmp_path: Path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     out = run_cli("run", "--results", str(blocker / "results"))
     assert out.returncode == 2
-    assert "is not writable" in out.stderr and "--results DIR" in out.stderr
+    assert f"is below the file {blocker}; pass --results DIR with a folder" in out.stderr
 
 
 def test_show_on_an_empty_store_says_what_to_do(tmp_path: Path):

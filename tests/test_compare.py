@@ -27,8 +27,8 @@ def table_rows(out: str) -> list[list[str]]:
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("case "))
     return [[c.strip() for c in line.split("  ") if c.strip()] for line in lines[start + 2:]
-            if line and not line.startswith(("only in", "0 regression", "1 regression", "2 regression", "note:"))
-            and "regression(s)" not in line]
+            if line and not line.startswith(("only in", "0 regression", "1 regression", "2 regression", "note:", "FAILED"))
+            and "regression(s)" not in line and "stopped working" not in line]
 
 
 def test_same_store_is_not_a_regression(capsys: pytest.CaptureFixture[str]):
@@ -95,14 +95,20 @@ def test_noise_is_judged_by_iqr_overlap():
     assert row.verdict == "worse, within noise"
 
 
-def test_missing_cases_are_listed_not_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_missing_and_failed_cases_fail_the_gate_and_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     records = fixture_records()
     new = write_all([r for r in records if r.spec["model"] != "cnn" and setup_of(r) != "keras/binary/cpu"],
                     tmp_path / "new")
     failed = [with_figures(r, status="error", error="boom") for r in records if setup_of(r) == "keras/binary/cpu"]
     write_all(failed, tmp_path / "new")
     code, out, _ = run(capsys, str(STORE_A), str(new))
-    assert code == 0
+    assert code == 1
+    assert "FAILED keras/binary/cpu: ok in BASE, error in NEW" in out
+    assert "FAILED torch/cnn/cpu: ok in BASE, absent from NEW (pass --allow-missing" in out
+    assert "3 case(s) stopped working or lost a figure" in out
+    # Cases dropped on purpose pass with --allow-missing; the one that broke still fails the gate.
+    code, out, _ = run(capsys, str(STORE_A), str(new), "--allow-missing")
+    assert code == 1 and "1 case(s) stopped working" in out and "FAILED keras/binary/cpu" in out
     only_base = next(line for line in out.splitlines() if line.startswith("only in BASE"))
     assert "keras/cnn/cpu" in only_base and "torch/cnn/cpu" in only_base
     assert "keras/binary/cpu (other side: error)" in only_base
@@ -132,7 +138,7 @@ def test_machines_are_matched_when_shared(tmp_path: Path, capsys: pytest.Capture
     both = tmp_path / "both"
     shutil.copytree(STORE_A, both / "vm")
     write_all([with_machine(r, **BOX2) for r in fixture_records() if r.spec["model"] == "dense"], both / "box-2")
-    code, out, _ = run(capsys, str(both), str(STORE_A), "--metric", "test_accuracy")
+    code, out, _ = run(capsys, str(both), str(STORE_A), "--metric", "test_accuracy", "--allow-missing")
     assert code == 0 and "note:" not in out
     only_base = next(line for line in out.splitlines() if line.startswith("only in BASE"))
     assert "torch/dense/cpu @box-2" in only_base and "keras/dense/cpu @box-2" in only_base

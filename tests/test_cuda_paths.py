@@ -139,13 +139,14 @@ def test_worker_itself_skips_cuda_when_the_framework_has_no_gpu(tmp_path: Path, 
 @pytest.mark.gpu
 @needs_data
 def test_real_gpu_run_fills_device_figures(tmp_path: Path, probe_cache: Path):
-    out = run_cli("run", "--framework", "torch", "keras", "--model", "cnn", "--device", "cuda", "--epochs", "2",
-                  "--limit", "2000", "--results", str(tmp_path), cache=probe_cache)
+    # Keras on torch and JAX: GPU images as they come have no TensorFlow (tests/test_gpu_ready.py).
+    out = run_cli("run", "--framework", "torch", "keras", "--keras-backend", "torch", "jax", "--model", "cnn",
+                  "--device", "cuda", "--epochs", "2", "--limit", "2000", "--results", str(tmp_path), cache=probe_cache)
     assert out.returncode == 0, out.stderr[-3000:]
     records, _ = read_store([tmp_path])
     for record in records:
         assert record.status == "ok", record.error
         assert record.gpu_train is not None and record.gpu_train.available, record.gpu_train
         assert record.nvml_used_peak_bytes and record.nvml_used_peak_bytes > 0
-        device_peak = record.torch_peak_allocated_bytes or record.tf_peak_bytes
+        device_peak = record.torch_peak_allocated_bytes or record.tf_peak_bytes or record.jax_peak_bytes
         assert device_peak and device_peak > 0

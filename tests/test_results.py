@@ -40,7 +40,9 @@ def test_two_records_of_one_case_never_clash(tmp_path: Path):
     ('{"case_id": "x", "schema_v', "not JSON"),
     ('{"some": "other tool"}', "foreign JSON"),
     ('[1, 2]', "foreign JSON"),
-    ('{"case_id": "x", "schema_version": 99}', "schema_version 99 is not 1"),
+    ('{"case_id": "x", "schema_version": 99}', "schema_version 99 was written by a newer fashionbench (this one reads 1); "
+                                               "upgrade fashionbench"),
+    ('{"case_id": "x", "schema_version": 0}', "schema_version 0 is not 1; re-run the case"),
     ('{"case_id": "x", "schema_version": 1}', "invalid record"),
 ])
 def test_bad_files_are_named_and_skipped(tmp_path: Path, content: str, reason: str):

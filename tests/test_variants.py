@@ -44,7 +44,7 @@ TINY = ("--device", "cpu", "--epochs", "2", "--limit", "600", "--batch-size", "6
     ({"framework": "torch", "model": "dense", "precision": "fp8"}, "--precision 'fp8' is not known; choose from: "
                                                                       "fp32, bf16, fp16-mixed, tf32"),
     ({"framework": "torch", "model": "dense", "compile": "fast"}, "--compile 'fast' is not known; choose from: "
-                                                                     "none, default, max-autotune"),
+                                                                     "none, default, reduce-overhead, max-autotune"),
     ({"framework": "keras", "model": "dense", "jit_compile": "yes"}, "--jit-compile 'yes' is not known; choose from: auto, on, off"),
     ({"framework": "keras", "model": "dense", "keras_backend": "mxnet"}, "--keras-backend 'mxnet' is not known"),
     ({"framework": "keras", "model": "dense", "steps_per_execution": 0}, "--steps-per-execution 0 is out of range; valid: 1..100000"),
@@ -214,7 +214,7 @@ def test_every_precision_has_a_probe_figure_on_the_devices_that_can_run_it():
     (["--precision", "fp8"], "--precision 'fp8' is not known; choose from: "
                                                                       "fp32, bf16, fp16-mixed, tf32"),
     (["--compile", "fast"], "--compile 'fast' is not known; choose from: "
-                                                                     "none, default, max-autotune"),
+                                                                     "none, default, reduce-overhead, max-autotune"),
     (["--channels-last", "maybe"], "argument --channels-last: 'maybe' is not on or off"),
     (["--steps-per-execution", "0"], "--steps-per-execution 0 is out of range; valid: 1..100000"),
     (["--compile", "default", "--framework", "keras"], "--compile applies to torch (torch.compile); for keras use --jit-compile"),
@@ -324,12 +324,16 @@ def test_torch_cnn_channels_last_bf16_runs_under_bf16_autocast(torch_cnn_bf16, p
     assert info["autocast_dtype"] == "bfloat16" and info["precision"] == "bf16" and info["loss_scaling"] is False
     assert info["memory_format"] == "channels_last"
     _learned_and_timed(r)
-    entries = json.loads((probe_cache / "peak_flops.json").read_text())
-    entry = entries[f"{r.machine.machine_id}/cpu/threads={r.run_spec.threads}"]
+    cache = probe_cache / "peak_flops.json"
+    entries = json.loads(cache.read_text()) if cache.exists() else {}
+    entry = entries.get(f"{r.machine.machine_id}/cpu/threads={r.run_spec.threads}")
     # A CPU without bf16 instructions has no bf16 peak (an emulated GEMM is no peak): MFU divides by fp32 there.
     native = probe.emulated_bf16_reason(probe.cpu_flags()) is None
     assert r.peak_flops_dtype == ("bf16" if native else "fp32")
-    assert r.peak_flops_per_s == entry["flops_per_s"][r.peak_flops_dtype]
+    if entry is None:  # a probe disturbed by other work is used for the run but never cached
+        assert r.peak_probe is not None and r.peak_probe.disturbed and not r.peak_probe.cached
+    else:
+        assert r.peak_flops_per_s == entry["flops_per_s"][r.peak_flops_dtype]
     assert r.mfu_pct == pytest.approx(100 * r.achieved_train_flops_per_s / r.peak_flops_per_s)
     assert 0 < r.mfu_pct <= 100
 

@@ -11,9 +11,6 @@ from suite.core.data import Prepared
 from suite.core.frameworks import FRAMEWORKS
 from suite.core.spec import RunSpec
 
-# torch runs one process, and backend, per data-parallel rank (torchrun); Keras keeps its replicas inside one backend.
-RANK_BACKENDS = {"torch": "suite.backends.torch_ddp"}
-
 
 class Unsupported(RuntimeError):
     """This case cannot run here (a setting the device or installation lacks); it is recorded as skipped with the message."""
@@ -49,11 +46,15 @@ class Backend(Protocol):
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Model outputs for arbitrary images in eval mode."""
 
-    def step_times_s(self, steps: int) -> list[float]:
-        """Seconds of single optimizer steps, each ended by a device sync."""
+    def step_times_s(self, steps: int) -> tuple[list[float], list[float] | None]:
+        """Seconds of single optimizer steps, each ended by a device sync, and the seconds until each step returned
+        before that sync (None where a step cannot return before the device is done)."""
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Seconds per forward call on `batch_size` test images, outputs copied to host."""
+
+    def data_device(self) -> str:
+        """Where the training data lives, read from the loaded data itself (e.g. cuda:0, cpu)."""
 
     def snapshot(self) -> Any:
         """A copy of the current weights."""
@@ -82,8 +83,9 @@ def open_backend(spec: RunSpec) -> tuple[Backend, dict[str, Any]]:
     """A backend set up for `spec` and what it set; raises Unsupported for combinations that cannot run."""
     if spec.unsupported_reason:
         raise Unsupported(spec.unsupported_reason)
-    if spec.devices > 1 and spec.framework in RANK_BACKENDS:
-        backend = importlib.import_module(RANK_BACKENDS[spec.framework]).make_backend()
+    rank_module = FRAMEWORKS[spec.framework].rank_backend_module
+    if spec.devices > 1 and rank_module:
+        backend = importlib.import_module(rank_module).make_backend()
     else:
         backend = get_backend(spec.framework)
     return backend, backend.setup(spec)

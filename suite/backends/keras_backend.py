@@ -41,11 +41,16 @@ def _import_frameworks(keras_backend: str, device: str, replicas: int) -> None:
         if importlib.util.find_spec("jax") is None:
             raise Unsupported(f"Keras backend jax needs JAX, which is not installed; {INSTALL_HINT['jax']}")
     if keras_backend == "tensorflow":
-        import tensorflow
-
+        try:
+            import tensorflow
+        except ImportError as exc:  # GPU images often ship torch and JAX but not TensorFlow: the other backends still run
+            raise Unsupported(f"Keras backend tensorflow needs TensorFlow, which cannot be imported here ({exc}); "
+                              f"use --keras-backend torch or jax, or {INSTALL_HINT['tensorflow']}") from exc
         tf = tensorflow
-    import keras as keras_module
-
+    try:
+        import keras as keras_module
+    except ImportError as exc:
+        raise Unsupported(f"Keras cannot be imported here ({exc}); pip install keras (see README: GPU box)") from exc
     keras = keras_module
 
 
@@ -305,8 +310,8 @@ class KerasBackend:
         """`predict` over a stored split."""
         return np.asarray(self.model.predict(self.arrays[split][0], batch_size=batch_size, verbose=0))
 
-    def step_times_s(self, steps: int) -> list[float]:
-        """`train_on_batch` returns host values, which synchronises each step."""
+    def step_times_s(self, steps: int) -> tuple[list[float], None]:
+        """`train_on_batch` returns host values, which synchronises each step, so its launch cannot be timed apart."""
         x, y = self.arrays["train"]
         times = []
         for i in range(steps):
@@ -315,7 +320,7 @@ class KerasBackend:
             t0 = time.perf_counter()
             self.model.train_on_batch(xb, yb)
             times.append(time.perf_counter() - t0)
-        return times
+        return times, None
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """`predict_on_batch` (compiled predict function) returns numpy, so each call ends on the host."""
@@ -330,6 +335,11 @@ class KerasBackend:
             if i >= warmup_calls:
                 times.append(elapsed)
         return times
+
+    def data_device(self) -> str:
+        """Where `fit` reads training batches from: host memory on every backend (Keras copies each batch to the device);
+        on TensorFlow the tf.data pipeline, which runs on the CPU, gathers them."""
+        return "cpu (tf.data pipeline)" if self.keras_backend == "tensorflow" else "cpu (numpy arrays)"
 
     def snapshot(self) -> list[np.ndarray]:
         """Copies of all weights."""

@@ -103,6 +103,7 @@ class TorchBackend:
         self.amp_dtype: torch.dtype | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.memory_format = torch.contiguous_format
+        self.cuda_graphs = False  # torch.compile mode reduce-overhead on a GPU: every call replays a CUDA graph
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Threads first (before any op), then seeds and device."""
@@ -131,6 +132,7 @@ class TorchBackend:
             "loss_scaling": self.scaler is not None,
             "cuda_matmul_fp32_precision": torch.backends.cuda.matmul.fp32_precision if self.device.type == "cuda" else None,
             "compile_mode": spec.compile,
+            "cuda_graphs": spec.compile == "reduce-overhead" and self.device.type == "cuda",
             "memory_format": "channels_last" if spec.channels_last else "contiguous",
             "torch_version": torch.__version__,
             "intra_op_threads": torch.get_num_threads(),
@@ -148,6 +150,7 @@ class TorchBackend:
             load_keras_layout(model, spec, weights)
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.run_model = compiled(self.model, spec)
+        self.cuda_graphs = spec.compile == "reduce-overhead" and self.device.type == "cuda"
         self.loss_fn = nn.BCELoss() if self.binary else nn.CrossEntropyLoss()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.effective_lr)
 
@@ -174,10 +177,20 @@ class TorchBackend:
     def _predicted(self, out: torch.Tensor) -> torch.Tensor:
         return (out.squeeze(1) >= 0.5).long() if self.binary else out.argmax(1)
 
+    def _call(self, x: torch.Tensor, keep: bool = False) -> torch.Tensor:
+        """The model on a batch. Under CUDA graphs each call starts a new graph step (train and eval calls interleave,
+        which the graph trees cannot infer) and a replay overwrites the previous one's output, so outputs that are
+        kept past the next call are cloned."""
+        if not self.cuda_graphs:
+            return self.run_model(x)
+        torch.compiler.cudagraph_mark_step_begin()
+        out = self.run_model(x)
+        return out.clone() if keep else out
+
     def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            out = self.run_model(xb)
+            out = self._call(xb)
         # Loss in fp32 outside autocast: BCELoss refuses autocast, and the course's losses are fp32 anyway.
         loss = self.loss_fn(out.float(), yb)
         self._backward(loss)
@@ -221,27 +234,29 @@ class TorchBackend:
     def _outputs(self, x: torch.Tensor, batch_size: int) -> np.ndarray:
         self.run_model.eval()
         with torch.inference_mode(), self._autocast():
-            parts = [self.run_model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+            parts = [self._call(x[i:i + batch_size], keep=True) for i in range(0, len(x), batch_size)]
         return torch.cat(parts).float().cpu().numpy()
 
     def outputs(self, split: str, batch_size: int = 1024) -> np.ndarray:
         """Eval-mode outputs of a stored split."""
         return self._outputs(self.tensors[split][0], batch_size)
 
-    def step_times_s(self, steps: int) -> list[float]:
-        """Each step is synchronised so its time is the device's, not the launch queue's."""
+    def step_times_s(self, steps: int) -> tuple[list[float], list[float]]:
+        """Each step is synchronised so its time is the device's, not the launch queue's; the time until the step
+        returns, before the sync, is what the host spends launching it (on CPU the two are equal)."""
         x, y = self.tensors["train"]
         self.run_model.train()
-        times = []
+        times, launches = [], []
         for i in range(steps):
             start = (i * self.batch_size) % max(1, len(x) - self.batch_size + 1)
             xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
             self.sync()
             t0 = time.perf_counter()
             self._step(xb, yb)
+            launches.append(time.perf_counter() - t0)
             self.sync()
             times.append(time.perf_counter() - t0)
-        return times
+        return times, launches
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Forward on a fixed test batch; .cpu() copies the result to host, which also synchronises."""
@@ -253,11 +268,15 @@ class TorchBackend:
             for i in range(warmup_calls + calls):
                 self.sync()
                 t0 = time.perf_counter()
-                self.run_model(xb).cpu()
+                self._call(xb).cpu()
                 elapsed = time.perf_counter() - t0
                 if i >= warmup_calls:
                     times.append(elapsed)
         return times
+
+    def data_device(self) -> str:
+        """The device of the training images tensor itself (cuda:0 when the data is resident on the GPU)."""
+        return str(self.tensors["train"][0].device)
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """Detached copies of the state dict."""
@@ -299,11 +318,11 @@ def make_backend() -> TorchBackend:
     return TorchBackend()
 
 
-def gemm_flops_per_s(device: str, dtype: str, threads: int, size: int, repeats: int = 30) -> float:
-    """Best-of-N FLOP/s of an n×n matmul on the device: the practical peak that MFU divides by.
+def gemm_round_rates(device: str, dtype: str, threads: int, size: int, rounds: int = 3, calls: int = 10) -> list[float]:
+    """FLOP/s of the best n×n matmul in each of `rounds` rounds of `calls`, after a timed warm-up.
 
-    On a shared 2-vCPU VM best-of-5 after two warm-up calls ranged 53-178 GFLOP/s between runs; a low peak
-    inflates every MFU, hence a timed warm-up and N = 30."""
+    The best of all rounds is the practical peak MFU divides by; the spread between rounds shows whether something
+    else shared the device meanwhile (on a shared 2-vCPU VM best-of-5 ranged 53-178 GFLOP/s between runs)."""
     torch.set_num_threads(threads)
     target = torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
     if device == "cuda":
@@ -318,14 +337,17 @@ def gemm_flops_per_s(device: str, dtype: str, threads: int, size: int, repeats: 
     warm_until = time.perf_counter() + 1.0
     while time.perf_counter() < warm_until:
         torch.mm(a, b)
-    best_s = math.inf
-    for _ in range(repeats):
-        _sync(target)
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        _sync(target)
-        best_s = min(best_s, time.perf_counter() - t0)
-    return 2.0 * size**3 / best_s
+    rates = []
+    for _ in range(rounds):
+        best_s = math.inf
+        for _ in range(calls):
+            _sync(target)
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            _sync(target)
+            best_s = min(best_s, time.perf_counter() - t0)
+        rates.append(2.0 * size**3 / best_s)
+    return rates
 
 
 def _sync(device: torch.device) -> None:

@@ -103,21 +103,23 @@ class TorchDDPBackend(TorchBackend):
         loss_total, correct_total = totals.tolist()
         return loss_total / len(order), correct_total / len(order)
 
-    def step_times_s(self, steps: int) -> list[float]:
-        """Single global steps (this rank's slice), each ended by a device sync after the gradient all-reduce."""
+    def step_times_s(self, steps: int) -> tuple[list[float], list[float]]:
+        """Single global steps (this rank's slice), each ended by a device sync after the gradient all-reduce, and the
+        time until each step returned before that sync (as in the one-device backend)."""
         x, y = self.tensors["train"]
         step = self.batch_size * self.world
         self.run_model.train()
-        times = []
+        times, launches = [], []
         for i in range(steps):
             start = (i * step) % max(1, len(x) - step + 1) + self.rank * self.batch_size
             xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
             self.sync()
             t0 = time.perf_counter()
             self._shard_step(xb, yb, step)
+            launches.append(time.perf_counter() - t0)
             self.sync()
             times.append(time.perf_counter() - t0)
-        return times
+        return times, launches
 
     def distribution(self) -> dict[str, Any]:
         """World size, collective backend, threads per rank and DDP's communication share."""

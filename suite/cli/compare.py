@@ -18,6 +18,8 @@ def add_arguments(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("--metric", nargs="+", default=None, metavar="NAME", help=metrics_help())
     compare.add_argument("--threshold", nargs="+", default=["5%"], metavar="PCT",
                          help="allowed relative change: 5%% for all, METRIC=2%% for one")
+    compare.add_argument("--allow-missing", action="store_true",
+                         help="pass when a case ok in BASE is absent from NEW (dropped on purpose); one that failed still fails")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -25,7 +27,7 @@ def main(args: argparse.Namespace) -> int:
     from suite.report import compare
 
     try:
-        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold)
+        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold, args.allow_missing)
     except compare.CompareError as exc:
         print(f"fashionbench: error: {exc}", file=sys.stderr)
         return compare.EXIT_BAD_INPUT

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
+from suite.cli.common import warn_threads_above_cores
 from suite.core import spec as specs
 from suite.measure import probe
 
@@ -20,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Show the peak FLOP/s per device, measuring it first when not cached (or --force)."""
+    """Show the peak FLOP/s per device, measuring it first when not cached (or --force), with its provenance."""
     from suite.run.runner import probe_entry
 
+    warn_threads_above_cores([args.threads])
     for device in args.device:
         specs.check_choice("device", device, specs.DEVICES)
         entry = probe_entry(device, args.threads, 600, force=args.force)
@@ -33,10 +36,22 @@ def main(args: argparse.Namespace) -> int:
             print(f"{device}: unavailable — {entry['unavailable']}")
             continue
         emulated = entry.get("emulated") or {}
-        rates = ", ".join(f"{k}={v / 1e9:,.1f} GFLOP/s" if v else f"{k}={'emulated' if k in emulated else 'unsupported'}"
-                          for k, v in entry["flops_per_s"].items())
+        spreads = entry.get("spread_pct") or {}
+        rates = ", ".join(f"{k}={v / 1e9:,.1f} GFLOP/s (rounds ±{spreads.get(k, 0):.0f}%)" if v
+                          else f"{k}={'emulated' if k in emulated else 'unsupported'}" for k, v in entry["flops_per_s"].items())
         print(f"{device} ({args.threads} threads, {entry['size']}×{entry['size']} GEMM): {rates}")
         for dtype, reason in emulated.items():
             print(f"  {dtype}: {reason}")
+        print(f"  {probe_origin(entry)}")
     print(f"cache: {probe.cache_file()}")
     return 0
+
+
+def probe_origin(entry: dict[str, Any]) -> str:
+    """Cached or fresh, when, and why a fresh figure was not cached."""
+    if entry["cached"]:
+        return f"cached, measured {entry.get('measured_utc')}; `fashionbench probe --force` measures again"
+    if entry.get("disturbed"):
+        return (f"NOT cached: disturbed ({entry['disturbed']}); MFU of cases run now carries this note — "
+                "re-run `fashionbench probe --force` on an idle machine")
+    return f"measured now ({entry.get('measured_utc')}) and cached"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
+from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float, warn_threads_above_cores
 from suite.core import data
 from suite.core import spec as specs
+from suite.core.frameworks import SETTINGS
 from suite.record.schema import RunRecord
 from suite.record.store import ensure_writable
 
@@ -41,19 +43,18 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
     run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
     run.add_argument("--init", choices=specs.INITS, default="framework")
-    run.add_argument("--keras-backend", nargs="+", default=["tensorflow"], metavar="NAME",
-                     help="Keras 3 backend for keras cases: tensorflow, jax, torch (each case in its own process)")
-    speed = run.add_argument_group("speed settings (each accepts several values and becomes an axis of the plan)")
+    speed = run.add_argument_group("speed and framework settings (each accepts several values and becomes an axis of "
+                                   "the plan; a framework's own settings are dropped from the other frameworks' cases)")
     speed.add_argument("--precision", nargs="+", default=["fp32"], metavar="NAME",
                        help="fp32, bf16, fp16-mixed, tf32; combinations a device cannot run are recorded as skipped")
-    speed.add_argument("--compile", nargs="+", default=["none"], metavar="MODE",
-                       help="torch.compile mode for torch cases: none, default, max-autotune")
-    speed.add_argument("--jit-compile", nargs="+", default=["auto"], metavar="MODE",
-                       help="Keras compile(jit_compile=...) for keras cases: auto (Keras decides), on, off")
-    speed.add_argument("--channels-last", nargs="*", type=on_off, default=[False], metavar="off|on",
-                       help="channels-last memory format for the torch cnn (no value: on)")
-    speed.add_argument("--steps-per-execution", nargs="+", type=int, default=[1], metavar="N",
-                       help="Keras steps_per_execution for keras cases")
+    for name, (_, setting) in SETTINGS.items():
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(setting.default, bool):
+            speed.add_argument(flag, nargs="*", type=on_off, default=[setting.default], metavar="off|on",
+                               help=f"{setting.help} (no value: on)")
+        else:
+            speed.add_argument(flag, nargs="+", type=type(setting.default), default=[setting.default],
+                               metavar=setting.metavar, help=setting.help)
     scaling = run.add_argument_group("data-parallel scaling")
     scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
                          help="data-parallel replicas per case (an axis): torch via torchrun + DDP, Keras via "
@@ -88,9 +89,9 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
         "framework": args.framework, "model": args.model, "device": devices,
-        "batch_size": args.batch_size, "threads": args.threads, "keras_backend": args.keras_backend,
-        "precision": args.precision, "compile": args.compile, "jit_compile": args.jit_compile,
-        "channels_last": args.channels_last or [True], "steps_per_execution": args.steps_per_execution,
+        "batch_size": args.batch_size, "threads": args.threads, "precision": args.precision,
+        # A bare off|on flag (`--channels-last`) gives no values: it means on.
+        **{name: getattr(args, name) or [True] for name in SETTINGS},
         "devices": args.devices,
     }
     for name, values in axes.items():
@@ -117,6 +118,22 @@ def progress_line(index: int, total: int, record: RunRecord) -> str:
         return f"{head} — {record.error}"
     return (f"{head}  test_acc={_fmt(record.test_accuracy, '.4f')}  train={_fmt(record.train_steady_samples_per_s)} "
             f"samples/s  first_epoch={_fmt(record.first_epoch_s, '.1f')} s  wall={_fmt(record.wall_s, '.1f')} s")
+
+
+def cap_limit(plan: list[specs.RunSpec], dataset: data.FashionMNIST) -> list[specs.RunSpec]:
+    """A --limit above what a model's training split holds means all of it: recorded as no limit, said once."""
+    notes: dict[str, str] = {}
+    capped = []
+    for spec in plan:
+        available = data.train_size(dataset, spec.task)
+        if spec.limit is not None and spec.limit > available:
+            notes[spec.model] = (f"fashionbench: note: --limit {spec.limit:,} is more than the {available:,} training "
+                                 f"samples of the {spec.model} split; using all {available:,} (recorded as no limit)")
+            spec = replace(spec, limit=None)
+        capped.append(spec)
+    for note in notes.values():
+        print(note, file=sys.stderr)
+    return capped
 
 
 def executor_from_args(args: argparse.Namespace) -> Executor:
@@ -146,10 +163,12 @@ def main(args: argparse.Namespace) -> int:
 
     plan = plan_from_args(args)
     executor = executor_from_args(args)
-    data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
-    ensure_writable(args.results)
+    warn_threads_above_cores(args.threads)
+    dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+    plan = cap_limit(plan, dataset)
     try:
-        with executor:
+        with executor:  # a cluster that cannot run the plan fails here, before the results dir is made
+            ensure_writable(args.results)
             return run_with(executor, plan, args)
     except ClusterError as exc:
         raise UsageError(str(exc)) from None
@@ -172,8 +191,13 @@ def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Names
         print(f"interrupted: {len(outcome.records)} finished case(s) kept in {args.results}/; "
               f"run the same command with --resume to finish the rest", file=sys.stderr)
         return 130
-    if outcome.records:
-        print(summary_table(outcome.records).to_string(index=False))
+    if outcome.already_done or outcome.records:
+        print(summary_table(outcome.already_done + outcome.records).to_string(index=False))
+    if outcome.write_failure:
+        for record in outcome.unsaved:
+            print(record.model_dump_json())
+        print(f"fashionbench: error: {outcome.write_failure}", file=sys.stderr)
+        return 1
     bad = [r for r in outcome.records if r.status != "ok"]
     if args.strict and bad:
         print(f"--strict: {len(bad)} case(s) not ok", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from suite.cli.common import DEFAULT_RESULTS
+from suite.cli.common import DEFAULT_RESULTS, UsageError
 
 HELP = "one table of what is recorded"
 
@@ -19,9 +19,11 @@ def add_arguments(show: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Print the store as a table; unreadable files are named on stderr and skipped."""
-    from suite.record.store import read_store
+    from suite.record.store import missing_results, read_store
     from suite.report.table import runs_table, summary_table
 
+    if problem := missing_results(args.results):
+        raise UsageError(problem)
     records, problems = read_store(args.results)
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)

@@ -44,6 +44,7 @@ __all__ = [
     "prepare",
     "read_idx",
     "split_indices",
+    "train_size",
 ]
 
 
@@ -467,18 +468,25 @@ def _relabel(labels: np.ndarray, task: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _task_indices(labels: np.ndarray, task: str) -> np.ndarray:
+    """Indices of the images a task uses: all of them, or the two classes of the binary task."""
+    if task == "10-class":
+        return np.arange(len(labels), dtype=np.int64)
+    if task == "tshirt-vs-shirt":
+        return np.flatnonzero(np.isin(labels, BINARY_CLASSES))
+    raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+
+
+def train_size(ds: FashionMNIST, task: str) -> int:
+    """How many training samples the seeded split of `task` holds: the most --limit can select."""
+    return len(split_indices(len(_task_indices(ds.train_labels, task)), 0)[0])
+
+
 def prepare(ds: FashionMNIST, task: str, seed: int, limit: int | None = None) -> Prepared:
     """Select, relabel, split (seeded 80/20) and scale for `task`; `limit` caps train and val, never test."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 or None, got {limit}")
-    if task == "10-class":
-        pool = np.arange(len(ds.train_labels), dtype=np.int64)
-        test = np.arange(len(ds.test_labels), dtype=np.int64)
-    elif task == "tshirt-vs-shirt":
-        pool = np.flatnonzero(np.isin(ds.train_labels, BINARY_CLASSES))
-        test = np.flatnonzero(np.isin(ds.test_labels, BINARY_CLASSES))
-    else:
-        raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    pool, test = _task_indices(ds.train_labels, task), _task_indices(ds.test_labels, task)
     train_pos, val_pos = split_indices(len(pool), seed)
     train, val = pool[train_pos], pool[val_pos]
     if limit is not None:

@@ -1,7 +1,7 @@
 """The framework registry: each framework's backend module and the settings only it accepts, with their defaults.
 
 A new framework is one backend module (suite/backends/, with `make_backend()`) plus one FRAMEWORKS entry here; a
-setting it adds is also a RunSpec field (suite/core/spec.py) and a `fashionbench run` flag (suite/cli/run.py).
+setting it adds is also a RunSpec field (suite/core/spec.py). `fashionbench run` makes a flag of every setting.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any
 
 from suite.core.models import CATALOG
 
-TORCH_COMPILE_MODES = ("none", "default", "max-autotune")
+# reduce-overhead is torch.compile with CUDA graphs (one replay per step instead of one launch per kernel); on CPU
+# inductor skips the graphs, so there it is torch.compile's default code and the record says no graphs were used.
+TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 JIT_COMPILE = ("auto", "on", "off")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -23,6 +25,8 @@ class Setting:
     default: Any
     # Completes "--flag applies to <scope>, not torch/dense"; {models} is filled with the models that fit `model_fact`.
     scope: str
+    help: str  # the `fashionbench run` flag's help; a bool setting is an off|on flag, any other takes values of its type
+    metavar: str = "VALUE"
     choices: tuple[str, ...] | None = None
     bounds: tuple[int, int] | None = None
     # A boolean ModelFacts field the case's model must have (channels-last needs convolutions); None: every model.
@@ -47,17 +51,26 @@ class Framework:
 
     backend_module: str
     settings: dict[str, Setting] = field(default_factory=dict)
+    # The backend of one rank when --devices N runs N processes (torchrun); None: the backend keeps its replicas itself.
+    rank_backend_module: str | None = None
 
 
 FRAMEWORKS: dict[str, Framework] = {
     "torch": Framework("suite.backends.torch_backend", {
-        "compile": Setting("none", "torch (torch.compile); for keras use --jit-compile", choices=TORCH_COMPILE_MODES),
-        "channels_last": Setting(False, "the torch {models} only", model_fact="channels_last"),
-    }),
+        "compile": Setting("none", "torch (torch.compile); for keras use --jit-compile", choices=TORCH_COMPILE_MODES,
+                           help=f"torch.compile mode for torch cases: {', '.join(TORCH_COMPILE_MODES)}", metavar="MODE"),
+        "channels_last": Setting(False, "the torch {models} only", model_fact="channels_last",
+                                 help="channels-last memory format for torch cases of models with convolutions"),
+    }, rank_backend_module="suite.backends.torch_ddp"),
     "keras": Framework("suite.backends.keras_backend", {
-        "jit_compile": Setting("auto", "keras; for torch use --compile", choices=JIT_COMPILE),
-        "steps_per_execution": Setting(1, "keras only", bounds=(1, 100_000)),
-        "keras_backend": Setting("tensorflow", "--framework keras only", choices=KERAS_BACKENDS, in_first_records=True),
+        "jit_compile": Setting("auto", "keras; for torch use --compile", choices=JIT_COMPILE,
+                               help="Keras compile(jit_compile=...) for keras cases: auto (Keras decides), on, off",
+                               metavar="MODE"),
+        "steps_per_execution": Setting(1, "keras only", bounds=(1, 100_000), help="Keras steps_per_execution for keras cases",
+                                       metavar="N"),
+        "keras_backend": Setting("tensorflow", "--framework keras only", choices=KERAS_BACKENDS, in_first_records=True,
+                                 help="Keras 3 backend for keras cases: tensorflow, jax, torch (each case in its own process)",
+                                 metavar="NAME"),
     }),
 }
 

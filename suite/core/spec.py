@@ -23,11 +23,15 @@ MAX_DEVICES = 1024
 # Speed settings: precision for every framework, then the framework-specific ones (grid() resets those to their
 # defaults on the other frameworks' cases).
 SPEED_DEFAULTS = {"precision": "fp32", **{name: setting.default for name, (_, setting) in SETTINGS.items()}}
+_IN_FIRST_RECORDS = {name for name, (_, setting) in SETTINGS.items() if setting.in_first_records}
 # Data-parallel axes: --devices N replicas, each with --batch-size samples per step, and the learning-rate rule.
 SCALING_DEFAULTS = {"devices": 1, "lr_scaling": "none"}
 # Fields added after the first records were stored: left out of the id digest at their defaults so old ids stay valid.
-_ADDED_LATER = {**{k: v for k, v in SPEED_DEFAULTS.items() if not (k in SETTINGS and SETTINGS[k][1].in_first_records)},
-                **SCALING_DEFAULTS}
+_ADDED_LATER = {**{k: v for k, v in SPEED_DEFAULTS.items() if k not in _IN_FIRST_RECORDS}, **SCALING_DEFAULTS}
+
+
+# Training samples of each task's seeded 80 % split (suite.core.data.prepare): a plan's batches cannot be larger.
+TRAIN_SAMPLES = {"10-class": 48_000, "tshirt-vs-shirt": 9_600}
 
 
 class SpecError(ValueError):
@@ -241,6 +245,13 @@ def _scoped(values: dict[str, Any]) -> dict[str, Any]:
             for k, v in values.items()}
 
 
+def _check_fits_split(spec: RunSpec) -> None:
+    """Plan time only (stored records keep loading): a batch larger than the training split would be one short batch."""
+    if spec.batch_size > (train := TRAIN_SAMPLES[spec.task]):
+        raise SpecError(f"--batch-size {spec.batch_size} is larger than the {train} training samples of --model "
+                        f"{spec.model}; use a batch size <= {train}")
+
+
 def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list[RunSpec]:
     """Expand list-valued axes into specs; repeat i uses seed + i so repeats are independent runs.
 
@@ -259,6 +270,7 @@ def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list
                 _check_setting_value(name, values[name])
                 requested.setdefault(name, set()).add(values[name])
         base = RunSpec(**_scoped(values))
+        _check_fits_split(base)
         bases.setdefault(base.id, base)
     for name, wanted in requested.items():
         used = {getattr(b, name) for b in bases.values()}

@@ -15,10 +15,12 @@ import psutil
 from suite.measure.nvml import gpu_inventory
 from suite.record.schema import Machine
 
-VERSIONED_PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "numpy", "nvidia-ml-py", "fashionbench")
+VERSIONED_PACKAGES = ("torch", "torchvision", "tensorflow", "keras", "jax", "jaxlib", "numpy", "nvidia-ml-py", "pydantic",
+                      "fashionbench")
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed distribution's version, None when it is not installed."""
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -40,7 +42,8 @@ def cpu_model() -> str:
 def fingerprint() -> Machine:
     """This machine, as recorded in every RunRecord; machine_id is stable for the same host, CPU and GPUs."""
     gpus = gpu_inventory()
-    hostname = socket.gethostname()
+    # A hostname that is not UTF-8 arrives with surrogate escapes, which neither hashing nor JSON can encode.
+    hostname = socket.gethostname().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     cpu = cpu_model()
     identity = "|".join([hostname, cpu, *(g.get("name", "") for g in gpus)])
     return Machine(
@@ -53,7 +56,7 @@ def fingerprint() -> Machine:
         gpus=gpus,
         os=platform.platform(),
         python=platform.python_version(),
-        versions={p: _version(p) for p in VERSIONED_PACKAGES},
+        versions={p: package_version(p) for p in VERSIONED_PACKAGES},
     )
 
 

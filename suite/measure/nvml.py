@@ -104,6 +104,22 @@ def load_nvml(module: Any = None) -> Any:
     return module
 
 
+def driver_versions(module: Any = None) -> dict[str, str]:
+    """NVML library, driver and CUDA driver versions; {"nvml": "unavailable: <why>"} without NVML. Never raises."""
+    try:
+        nvml = load_nvml(module)
+    except NvmlUnavailable as exc:
+        return {"nvml": f"unavailable: {exc}"}
+    try:
+        cuda = nvml.nvmlSystemGetCudaDriverVersion()  # e.g. 13000 for CUDA 13.0
+        return {"nvml": _text(nvml.nvmlSystemGetNVMLVersion()), "driver": _text(nvml.nvmlSystemGetDriverVersion()),
+                "cuda_driver": f"{cuda // 1000}.{cuda % 1000 // 10}"}
+    except Exception as exc:  # an old driver lacks a query: say so rather than stop whoever asked
+        return {"nvml": f"query failed: {exc}"}
+    finally:
+        _safe_shutdown(nvml)
+
+
 def gpu_inventory(module: Any = None) -> list[dict[str, Any]]:
     """One dict per GPU (index, name, driver, memory_total_bytes, uuid); [] when NVML is unavailable. Never raises."""
     try:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-import platformdirs
+import psutil
+
+from suite.record.store import cache_root
 
 PROBE_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16", "fp16")}
 # The probe figure MFU divides by for each --precision: the GEMM rate of the arithmetic that precision runs in.
 PEAK_DTYPE = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16", "fp16-mixed": "fp16"}
-# Bumped when what a cached entry means changes; older entries are measured again.
-PROBE_VERSION = 2
+# Bumped when what a cached entry means changes; older entries are measured again (3: contention checked).
+PROBE_VERSION = 3
+# A probe is disturbed, and never cached, when its rounds differ by more than this ...
+SPREAD_LIMIT_PCT = 10.0
+# ... or other processes (or the hypervisor, as steal) kept this many cores busy while it ran ...
+OTHERS_LIMIT_CORES = 0.25
+# ... or its own threads got less than this share of the cores they asked for (CPU only).
+OWN_SHARE_MIN_PCT = 80.0
 BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
@@ -50,8 +59,7 @@ PROBE_SIZE = {"cpu": 1024, "cuda": 8192}
 
 def cache_file() -> Path:
     """Where measured peaks are kept (FASHIONBENCH_CACHE overrides, for tests)."""
-    root = os.environ.get("FASHIONBENCH_CACHE") or platformdirs.user_cache_dir("fashionbench")
-    return Path(root) / "peak_flops.json"
+    return cache_root() / "peak_flops.json"
 
 
 def _key(machine_id: str, device: str, threads: int) -> str:
@@ -69,9 +77,8 @@ def cached(machine_id: str, device: str, threads: int) -> dict[str, Any] | None:
 
 
 def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) -> None:
-    """Add one probe result to the cache, atomically."""
+    """Add one probe result to the cache, atomically; a cache that cannot be written is left as it was."""
     path = cache_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         entries = json.loads(path.read_text())
         entries = entries if isinstance(entries, dict) else {}
@@ -79,7 +86,58 @@ def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) ->
         entries = {}
     entries[_key(machine_id, device, threads)] = result
     # A temp name of its own: several Ray nodes on one host may store their probes at the same moment.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peak_flops-", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(entries, indent=1))
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".peak_flops-", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(entries, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        # A full or read-only cache costs a probe next time, never the run.
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _busy_cpu_s() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+class ContentionMeter:
+    """CPU seconds this process and everything else on the machine used over a window (a `with` block)."""
+
+    def __enter__(self) -> ContentionMeter:
+        self._process = psutil.Process()
+        self._start = (time.perf_counter(), _busy_cpu_s(), sum(self._process.cpu_times()[:2]))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, busy, own = self._start
+        self.wall_s = time.perf_counter() - wall
+        self.own_cpu_s = sum(self._process.cpu_times()[:2]) - own
+        self.others_cpu_s = max(0.0, _busy_cpu_s() - busy - self.own_cpu_s)
+
+    def figures(self, threads: int) -> dict[str, float]:
+        """Cores kept busy by others, and the share of its cores this process got, over the window."""
+        cores = min(threads, psutil.cpu_count(logical=True) or 1)
+        return {"others_busy_cores": self.others_cpu_s / self.wall_s,
+                "own_share_pct": 100.0 * self.own_cpu_s / (self.wall_s * cores)}
+
+
+def disturbance(spreads: dict[str, float], contention: dict[str, float], device: str) -> str | None:
+    """Why a probe figure cannot be trusted as the machine's peak, or None when the probe ran undisturbed."""
+    reasons = [f"{dtype} rounds {spread:.0f}% apart (limit {SPREAD_LIMIT_PCT:g}%)"
+               for dtype, spread in spreads.items() if spread > SPREAD_LIMIT_PCT]
+    if contention["others_busy_cores"] > OTHERS_LIMIT_CORES:
+        reasons.append(f"other processes kept {contention['others_busy_cores']:.2f} cores busy")
+    if device == "cpu" and contention["own_share_pct"] < OWN_SHARE_MIN_PCT:
+        reasons.append(f"its threads got {contention['own_share_pct']:.0f}% of their cores")
+    return "; ".join(reasons) or None
+
+
+def provenance(entry: dict[str, Any], dtype: str) -> dict[str, Any]:
+    """What a record keeps about the probe figure its MFU divides by: when, how steady, threads, cached or fresh."""
+    return {"measured_utc": entry.get("measured_utc"), "cached": bool(entry.get("cached")), "threads": entry.get("threads"),
+            "cpu_cores_logical": entry.get("cpu_cores_logical"), "spread_pct": (entry.get("spread_pct") or {}).get(dtype),
+            "disturbed": entry.get("disturbed")}

@@ -24,6 +24,9 @@ TIME_SCOPES = {
     "train_steady_samples_per_s": "training samples / steady_epoch_s (epoch 1 excluded)",
     "train_first_epoch_samples_per_s": "training samples / first_epoch_s",
     "step_time_ms": "single optimizer steps timed one by one after training, each ended by a device sync",
+    "step_launch_ms": ("host time for one of those steps to return, before the device sync (torch only): on CUDA the "
+                       "CPU-side launch cost; close to step_time_ms means the GPU waits on the CPU (launch-bound)"),
+    "sync_free_step_ms": "steady_epoch_s / steps per epoch: one step of the training loop that never waits for the device",
     "inference": "model forward at a fixed batch size after warm-up, each call ended by copying outputs to host",
     "time_to_accuracy_s": ("cumulative training time (validation excluded) until validation accuracy first reaches the target; "
                            "null if never"),
@@ -36,6 +39,8 @@ TIME_SCOPES = {
                                "median over its runs; null until that case is recorded"),
     "comm_share_pct": ("torch DDP's own sampled step timings: all-reduce time not hidden behind backward / (forward + "
                        "backward + that all-reduce time); null where the framework exposes no such timing"),
+    "process_wall_s": ("the worker process from start to exit, seen by the runner: interpreter start, imports, the case, "
+                       "writing its record (wall_s starts after the worker's imports)"),
 }
 
 
@@ -101,6 +106,17 @@ class GpuStats(BaseModel):
     energy_source: str | None = None
 
 
+class PeakProbe(BaseModel):
+    """Where the peak FLOP/s a record's MFU divides by came from: when, how steady, at how many threads."""
+
+    measured_utc: str | None = None
+    cached: bool
+    threads: int | None = None
+    cpu_cores_logical: int | None = None
+    spread_pct: float | None = None  # (max - min) / median of the probe's rounds
+    disturbed: str | None = None  # why the probe was not trusted enough to cache (contention), None when steady
+
+
 class RunRecord(BaseModel):
     """Everything measured for one case (one spec, one process)."""
 
@@ -136,6 +152,11 @@ class RunRecord(BaseModel):
     train_first_epoch_samples_per_s: float | None = None
     step_time_ms_p50: float | None = None
     step_time_ms_p95: float | None = None
+    step_launch_ms_p50: float | None = None
+    sync_free_step_ms: float | None = None
+    synced_step_ratio: float | None = None  # step_time_ms_p50 / sync_free_step_ms: what waiting for the device costs
+    launch_bound: bool | None = None  # CUDA only: launching a step takes most of the step (see worker.LAUNCH_BOUND_SHARE)
+    train_data_device: str | None = None  # where the training tensors live, read from the tensor itself after loading
 
     test_accuracy: float | None = None
     test_loss: float | None = None
@@ -167,6 +188,7 @@ class RunRecord(BaseModel):
     peak_flops_per_s: float | None = None
     peak_flops_dtype: str | None = None  # which probe figure MFU divides by: the spec's arithmetic precision
     mfu_pct: float | None = None
+    peak_probe: PeakProbe | None = None
 
     # Data parallelism (--devices); None on records stored before the axis existed.
     world_size: int | None = None
@@ -184,6 +206,7 @@ class RunRecord(BaseModel):
     # Where the case ran (added with the Ray executor; records without them ran locally, one case at a time).
     executor: Literal["local", "ray"] = "local"
     worker_pid: int | None = None
+    process_wall_s: float | None = None  # the worker process's whole life as the runner saw it (TIME_SCOPES)
     node_id: str | None = None
     node_ip: str | None = None
     node_kind: str | None = None
@@ -215,7 +238,8 @@ class RunRecord(BaseModel):
             error=self.error,
         )
         skip = {"history", "inference", "per_class_accuracy", "confusion_matrix", "class_names", "machine", "spec",
-                "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail"}
+                "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail",
+                "peak_probe"}
         for name in type(self).model_fields:
             if name not in skip and name not in row:
                 row[name] = getattr(self, name)
@@ -225,6 +249,8 @@ class RunRecord(BaseModel):
             row[f"infer_bs{item.batch_size}_latency_ms_p99"] = item.latency_ms_p99
         for target, seconds in self.time_to_accuracy_s.items():
             row[f"tta_{target}_s"] = seconds
+        for key, value in (self.peak_probe or PeakProbe(cached=False)).model_dump().items():
+            row[f"peak_probe_{key}"] = value if self.peak_probe else None
         for phase, stats in (("train", self.gpu_train), ("infer", self.gpu_inference)):
             row[f"gpu_{phase}_util_mean_pct"] = stats.util_mean_pct if stats else None
             row[f"gpu_{phase}_energy_j"] = stats.energy_j if stats else None

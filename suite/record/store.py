@@ -5,26 +5,67 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 
+import platformdirs
 from pydantic import ValidationError
 
+from suite.record.checks import record_problem
 from suite.record.schema import SCHEMA_VERSION, RecordError, RunRecord
 
 
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:40] or "host"
+def safe_name(text: str, limit: int = 40, empty: str = "host") -> str:
+    """`text` as one file-name part: runs of anything but letters, digits, . _ - become one dash."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:limit] or empty
+
+
+def cache_root() -> Path:
+    """The per-user cache folder (FASHIONBENCH_CACHE overrides, for tests)."""
+    return Path(os.environ.get("FASHIONBENCH_CACHE") or platformdirs.user_cache_dir("fashionbench"))
+
+
+def fallback_dirs() -> list[Path]:
+    """Where a finished record goes when its results folder cannot take it (disk full): the cache, then the temp dir."""
+    return [cache_root() / "unsaved-results", Path(tempfile.gettempdir()) / "fashionbench-unsaved-results"]
+
+
+def missing_results(paths: list[Path]) -> str | None:
+    """One line for the first results path that does not exist, or None."""
+    missing = next((p for p in paths if not p.exists()), None)
+    if missing is None:
+        return None
+    return f"results path {missing} does not exist; pass --results DIR with records from `fashionbench run`"
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file at `path` or above it that stops `path` being a folder, or None."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
+
+
+def folder_problem(path: Path, flag: str) -> str | None:
+    """One line when `path` cannot be a folder because it is a file or lies below one."""
+    blocker = file_in_the_way(path)
+    if blocker is None:
+        return None
+    where = "is a file" if blocker == path else f"is below the file {blocker}"
+    return f"{flag} {path} {where}; pass {flag} DIR with a folder"
 
 
 def record_filename(record: RunRecord) -> str:
     """File name unique across machines: time, host, case and run id."""
     stamp = record.created_utc.replace(":", "").replace("-", "").replace("+0000", "Z")
-    return f"{stamp}_{_safe(record.machine.hostname)}_{record.case_id}_{record.run_id[:8]}.json"
+    return f"{stamp}_{safe_name(record.machine.hostname)}_{record.case_id}_{record.run_id[:8]}.json"
 
 
 def ensure_writable(results_dir: Path) -> Path:
     """Create the results dir or raise a one-line error naming the fix."""
+    if problem := folder_problem(results_dir, "--results"):
+        raise RecordError(problem)
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=results_dir, prefix=".probe-", suffix=".tmp", delete=True)
@@ -53,8 +94,40 @@ def write_record(record: RunRecord, results_dir: Path) -> Path:
     return final
 
 
+def save_elsewhere(record: RunRecord) -> Path | None:
+    """Write a record its results folder refused (disk full) into the first fallback folder that takes it; None: none did."""
+    for directory in fallback_dirs():
+        try:
+            return write_record(record, directory)
+        except OSError:
+            continue
+    return None
+
+
+def refused_message(results_dir: Path, error: OSError, saved: list[Path], unsaved: int) -> str:
+    """The one line for a plan stopped because its results folder refused a record: where the finished cases went."""
+    line = f"cannot write to {results_dir}/ ({error.strerror or error}); the plan stopped"
+    if len(saved) == 1:
+        line += f"; the finished case was saved to {saved[0]}"
+    elif saved:
+        line += f"; {len(saved)} finished cases were saved to {saved[0].parent}/"
+    if saved:
+        line += f" — free space, move {'it' if len(saved) == 1 else 'them'} into {results_dir}/ and run the same command with --resume"
+    if unsaved:
+        line += f"; {unsaved} finished case(s) no fallback folder took follow on stdout as JSON"
+    return line
+
+
 def read_record(path: Path) -> RunRecord:
     """Parse and validate one results file; any problem becomes a RecordError naming the file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise RecordError(f"{path}: unreadable ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        # Opening a FIFO would block for ever; a directory, device or socket is no record either.
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise RecordError(f"{path}: {kind}, not a record file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -67,16 +140,25 @@ def read_record(path: Path) -> RunRecord:
         raise RecordError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or "case_id" not in data:
         raise RecordError(f"{path}: not a fashionbench record (foreign JSON)")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise RecordError(
-            f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}; re-run the case with this version"
-        )
+    _check_version(path, data.get("schema_version"))
     try:
-        return RunRecord.model_validate(data)
+        record = RunRecord.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise RecordError(f"{path}: invalid record ({where}: {first['msg']})") from None
+    if problem := record_problem(record):
+        raise RecordError(f"{path}: invalid record ({problem})")
+    return record
+
+
+def _check_version(path: Path, version: object) -> None:
+    if version == SCHEMA_VERSION:
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise RecordError(f"{path}: schema_version {version} was written by a newer fashionbench (this one reads "
+                          f"{SCHEMA_VERSION}); upgrade fashionbench to read it")
+    raise RecordError(f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; re-run the case with this version")
 
 
 def record_files(results_dirs: list[Path]) -> list[Path]:

@@ -10,7 +10,8 @@ from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_m
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
-from suite.report.cases import beyond_noise, group_cases
+from suite.report.cases import beyond_noise, group_cases, place
+from suite.report.gate import format_failures, gate_failures
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_THRESHOLD_PCT = 5.0
@@ -98,6 +99,7 @@ class Comparison:
     only_new: list[str]
     note: str | None = None
     neither: list[str] = field(default_factory=list)  # cases with no ok run on either side
+    lost: list[tuple[str, str]] = field(default_factory=list)  # (case, its statuses in NEW or "absent"): ok in BASE only
 
     @property
     def regressions(self) -> list[Row]:
@@ -143,17 +145,16 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
     if not same_machine:
         note = (f"BASE ({', '.join(sorted(base_hosts.values()))}) and NEW ({', '.join(sorted(new_hosts.values()))}) "
                 "share no machine: cases are matched by case_key alone, so differences include the hardware")
-    labels = {(c.case_key, c.machine.machine_id): c.label if same_machine else c.setup_label
-              for c in group_cases(base + new)}
+    labels = {(c.case_key, *c.place): c.label if same_machine else c.setup_label for c in group_cases(base + new)}
 
-    def key(record: RunRecord) -> tuple[str, str]:
-        return (record.case_key, record.machine.machine_id if same_machine else "*")
+    def key(record: RunRecord) -> tuple[str, ...]:
+        return (record.case_key, *place(record)) if same_machine else (record.case_key, "*")
 
     def label(record: RunRecord) -> str:
-        return labels[(record.case_key, record.machine.machine_id)]
+        return labels[(record.case_key, *place(record))]
 
-    sides: list[dict[tuple[str, str], list[RunRecord]]] = [{}, {}]
-    names: dict[tuple[str, str], str] = {}
+    sides: list[dict[tuple[str, ...], list[RunRecord]]] = [{}, {}]
+    names: dict[tuple[str, ...], str] = {}
     for side, records in zip(sides, (base, new)):
         for record in records:
             side.setdefault(key(record), []).append(record)
@@ -174,7 +175,8 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
     only_new = sorted(_missing(names[k], sides[0].get(k, [])) for k in new_ok if new_ok[k] and not base_ok.get(k))
     neither = sorted(f"{names[k]} (BASE: {_statuses(sides[0].get(k, []))}; NEW: {_statuses(sides[1].get(k, []))})"
                      for k in set(sides[0]) | set(sides[1]) if not base_ok.get(k) and not new_ok.get(k))
-    return Comparison(rows, only_base, only_new, note, neither)
+    lost = sorted((names[k], _statuses(sides[1].get(k, []))) for k in base_ok if base_ok[k] and not new_ok.get(k))
+    return Comparison(rows, only_base, only_new, note, neither, lost)
 
 
 def _statuses(records: list[RunRecord]) -> str:
@@ -212,14 +214,16 @@ def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
         if items:
             lines.append(f"{title} ({len(items)}): " + "; ".join(items))
     bad = comparison.regressions
-    lines.append(f"{len(bad)} regression(s) beyond the threshold (default {thresholds.default_pct:g}%"
+    lines.append(f"{len(bad)} regression(s) beyond the threshold ({thresholds.default_pct:g}%"
                  + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
                  + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
     return "\n".join(lines)
 
 
-def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str]) -> tuple[str, list[str], int]:
-    """Table text, skipped-file lines and the exit code (0 ok, 1 regression); raises CompareError on bad input."""
+def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str],
+        allow_missing: bool = False) -> tuple[str, list[str], int]:
+    """Table text, skipped-file lines and the exit code (0 ok, 1 regression or a case that stopped working); raises
+    CompareError on bad input."""
     metrics = select_metrics(metric_keys)
     thresholds = parse_thresholds(threshold_items)
     base_records, base_problems = load_side(base, "BASE")
@@ -229,5 +233,6 @@ def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: l
         # A gate that compared nothing must not pass: the two sides were almost surely run with other settings.
         raise CompareError(f"BASE and NEW share no case with ok runs ({len(comparison.only_base)} only in BASE, "
                            f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
-    code = EXIT_REGRESSION if comparison.regressions else EXIT_OK
-    return format_table(comparison, thresholds), base_problems + new_problems, code
+    failures = gate_failures(comparison, new_problems, allow_missing)
+    code = EXIT_REGRESSION if comparison.regressions or failures else EXIT_OK
+    return format_table(comparison, thresholds) + "\n" + format_failures(failures), base_problems + new_problems, code

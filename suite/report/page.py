@@ -14,8 +14,8 @@ import jinja2
 
 from suite.record.metrics import METRIC_BY_KEY, METRICS
 from suite.record.scaling import with_scaling_efficiency
-from suite.record.store import read_store
-from suite.report import plots, scaling, sections
+from suite.record.store import folder_problem, missing_results, read_store
+from suite.report import plots, sanity, scaling, sections
 from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
 from suite.report.curves import RULE as OVERFIT_RULE
@@ -66,9 +66,8 @@ def parse_targets(items: list[str]) -> dict[str, float]:
 
 def check_inputs(inputs: ReportInputs) -> dict[str, float]:
     """Fail early, before anything is written, on paths that do not exist or a bad prices file; return the prices."""
-    for path in inputs.results:
-        if not path.exists():
-            raise ReportError(f"results path {path} does not exist; pass --results DIR with records from `fashionbench run`")
+    if problem := missing_results(inputs.results) or folder_problem(inputs.out, "--out"):
+        raise ReportError(problem)
     if inputs.asv_results and not inputs.asv_results.is_dir():
         raise ReportError(f"--asv-results {inputs.asv_results} is not a directory; pass asv's results_dir (.asv/results)")
     for path in inputs.pytest_benchmark:
@@ -125,7 +124,10 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         raise ReportError(f"no valid records in {' '.join(map(str, inputs.results))}{detail}; "
                           "run `fashionbench run` first")
     targets = {**default_targets(), **inputs.targets}
-    inputs.out.mkdir(parents=True, exist_ok=True)
+    try:
+        inputs.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"--out {inputs.out} cannot be created ({exc.strerror or exc}); pass --out DIR with a writable folder") from None
     images = sections.Images(inputs.out)
     cases = group_cases(records)
     ok_cases = [c for c in cases if c.ok]
@@ -154,6 +156,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "curve_runs": curve_runs, "overfit_rule": OVERFIT_RULE,
         "per_class": sections.per_class_section(ok_cases, images),
         "hardware": sections.hardware_section(cases, prices, inputs.prices, targets, images),
+        "gpu_sanity": sanity.gpu_checks(records) if any(r.spec["device"] == "cuda" for r in records) else None,
         "commits": sections.commits_section(inputs.asv_results, inputs.pytest_benchmark, inputs.regression_pct,
                                             inputs.repo, images, problems),
         "environment": sections.environment_section(cases, targets),

@@ -105,7 +105,9 @@ def frameworks_figure(cases: list[Case]) -> Figure | None:
         ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))  # every figure here is non-negative
     for ax in axes[len(metrics):]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=8)
+    # The legend goes on the first panel with bars: throughput is empty when every run had a single epoch.
+    if labelled := next((ax for ax in axes if ax.get_legend_handles_labels()[0]), None):
+        labelled.legend(fontsize=8)
     fig.suptitle("Frameworks side by side — bars: median, whiskers: IQR over repeats, dots: each run", fontsize=11)
     return fig
 
@@ -226,7 +228,7 @@ def hardware_figure(rows: list[CaseCosts]) -> Figure | None:
     panels = 2 if priced else 1
     fig = Figure(figsize=(6.5 * panels, 0.38 * len(rows) + 1.6), dpi=DPI, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, panels))
-    labels = [r.case.label if r.case.label.count("@") else f"{r.case.label} @{r.case.machine.hostname}" for r in rows]
+    labels = [r.case.label if r.case.label.count("@") else f"{r.case.label} @{r.case.where}" for r in rows]
     speed = [r.case.stats(METRIC_BY_KEY["train_samples_per_s"]).median for r in rows]  # type: ignore[union-attr]
     colors = [framework_color(r.case.spec.framework) for r in rows]
     axes[0].barh(range(len(rows)), speed, color=colors)

@@ -12,12 +12,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from suite.record.metrics import METRIC_BY_KEY, Metric, shown_in, time_to_target_metric
+from suite.record.store import safe_name
 from suite.report import env, plots
 from suite.report.asv_results import build_series, commit_subjects, read_asv_results
-from suite.report.cases import Case, best_values, beyond_noise, median_with_inf, variant_families
+from suite.report.cases import Case, best_values, beyond_noise, launch_hint, median_with_inf, variant_families
 from suite.report.curves import case_curves, run_overfit
 from suite.report.hardware import case_costs, recommend
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
+from suite.report.table import probe_notes
 
 BEST_MARK = "★"
 NOISE_TEXT = {True: "beyond noise (IQRs apart)", False: "within noise (IQRs overlap)", None: "one run each: noise unknown"}
@@ -37,9 +39,10 @@ class Images:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         data = buffer.getvalue()
-        (self.out / f"{name}.png").write_bytes(data)
-        self.files.append(f"{name}.png")
-        return {"file": f"{name}.png", "uri": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}
+        file = f"{safe_name(name, limit=160, empty='figure')}.png"  # names hold labels and ids read from records
+        (self.out / file).write_bytes(data)
+        self.files.append(file)
+        return {"file": file, "uri": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}
 
 
 def _slug(text: str) -> str:
@@ -55,7 +58,8 @@ def cell(case: Case, metric: Metric, best: dict[str, float]) -> dict[str, Any]:
     return {"text": metric.format(stats.median) + (f" {BEST_MARK}" if is_best else ""),
             "spread": f"±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "", "best": is_best, "value": stats.median,
             "title": f"median {metric.format(stats.median)}, min {metric.format(stats.min)}, "
-                     f"max {metric.format(stats.max)}, n={stats.n}"}
+                     f"max {metric.format(stats.max)}, n={stats.n}",
+            "note": probe_notes(case.ok) if metric.key == "mfu_pct" else ""}
 
 
 def tta_cell(case: Case, metric: Metric, best: float | None) -> dict[str, Any]:
@@ -190,13 +194,12 @@ def _variant_row(case: Case, baseline: Case | None, metrics: list[Metric], best:
     speed, acc = METRIC_BY_KEY["train_samples_per_s"], METRIC_BY_KEY["test_accuracy"]
     mine, base = case.stats(speed), baseline.stats(speed) if baseline else None
     my_acc, base_acc = case.stats(acc), baseline.stats(acc) if baseline else None
-    peaks = sorted({r.peak_flops_dtype for r in case.ok if r.peak_flops_dtype})
     return {"variant": case.variant, "label": case.label,
             "runs": f"{len(case.ok)}/{len(case.records)}", "cells": {m.key: cell(case, m, best) for m in metrics},
             "ratio": f"{mine.median / base.median:.2f}×" if mine and base and base.median > 0 else "—",
             "noise": "baseline" if case is baseline else NOISE_TEXT[beyond_noise(mine, base)],
             "delta": f"{100 * (my_acc.median - base_acc.median):+.2f}" if my_acc and base_acc else "—",
-            "peak": ", ".join(peaks) or "—"}
+            "peak": probe_notes(case.ok), "launch": launch_hint(case.ok)}
 
 
 def curves_section(cases: list[Case]) -> tuple[list[tuple[str, dict]], list[dict[str, str]]]:
@@ -239,7 +242,7 @@ def per_class_section(cases: list[Case], images: Images) -> list[dict[str, Any]]
                 continue
             counts = np.sum(matrices, axis=0)
             # The slug is cut at 60 characters, so long variant labels could collide without the case key.
-            img = images.add(f"confusion-{_slug(case.label)}-{case.case_key}-{case.machine.machine_id}",
+            img = images.add(f"confusion-{_slug(case.label)}-{case.case_key}-{'-'.join(filter(None, case.place))}",
                              plots.confusion_figure(case.label, names, counts))
             confusions.append({"label": case.label, "img": img, "top": _top_confusions(names, counts),
                                "runs": len(matrices), "total": int(counts.sum())})

@@ -8,7 +8,29 @@ from suite.record.metrics import Metric, shown_in, time_to_target_metric
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary
-from suite.report.cases import group_cases
+from suite.report.cases import group_cases, launch_hint
+
+
+def probe_note(record: RunRecord) -> str:
+    """Where the peak an MFU divides by came from: figure and dtype, cached or fresh, when, round spread, threads."""
+    if record.mfu_pct is None or not record.peak_flops_per_s:
+        return "-"
+    head = f"peak {record.peak_flops_per_s / 1e9:,.0f} GFLOP/s {record.peak_flops_dtype or ''}".rstrip()
+    probe = record.peak_probe
+    if probe is None:
+        return f"{head}, provenance not recorded"
+    parts = [head, "cached" if probe.cached else "fresh", (probe.measured_utc or "time unknown")[:16].replace("T", " "),
+             f"±{probe.spread_pct:.0f}%" if probe.spread_pct is not None else "", f"{probe.threads} threads"]
+    if probe.threads and probe.cpu_cores_logical and probe.threads > probe.cpu_cores_logical:
+        parts.append(f"more than the {probe.cpu_cores_logical} cores")
+    if probe.disturbed:
+        parts.append(f"DISTURBED ({probe.disturbed})")
+    return ", ".join(p for p in parts if p)
+
+
+def probe_notes(records: list[RunRecord]) -> str:
+    """The distinct probe notes of the runs that have an MFU."""
+    return "; ".join(sorted({probe_note(r) for r in records if r.mfu_pct is not None})) or "-"
 
 
 def frame(records: list[RunRecord]) -> pd.DataFrame:
@@ -19,8 +41,9 @@ def frame(records: list[RunRecord]) -> pd.DataFrame:
 def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     """One row per run with the headline figures."""
     df = frame(records)
+    df["mfu_peak"] = [probe_note(r) for r in records]
     cols = ["created_utc", "hostname", "framework", "model", "device", "seed", "status", "epochs", "limit",
-            "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "error"]
+            "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "mfu_peak", "error"]
     return df[[c for c in cols if c in df.columns]]
 
 
@@ -43,6 +66,10 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
             "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
             "status": "ok" if statuses == ["ok"] else ",".join(statuses),
         }
-        row.update({m.key: _cell(m, case.stats(m)) for m in metrics})
+        for metric in metrics:
+            row[metric.key] = _cell(metric, case.stats(metric))
+            if metric.key == "mfu_pct":
+                row["mfu_peak"] = probe_notes(case.ok)
+        row["launch"] = launch_hint(case.ok)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -21,8 +21,8 @@ from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
 from suite.record.scaling import with_scaling_efficiency
-from suite.record.schema import RunRecord
-from suite.record.store import read_store, write_record
+from suite.record.schema import PeakProbe, RunRecord
+from suite.record.store import read_store, refused_message, save_elsewhere, write_record
 from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
 
 if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
@@ -144,31 +144,41 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
         case_id=spec.id, case_key=spec.case_key, machine=fingerprint(), spec=spec.to_dict(), status=status,
         error=error, stderr_tail=result.stderr_tail if result else None, wall_s=result.wall_s if result else None,
         git_commit=git_commit(), threads=spec.threads, worker_pid=result.pid if result else None,
+        process_wall_s=result.wall_s if result else None,
     )
+
+
+# Disturbed probes of this process by (device, threads): never cached on disk, but a plan measures them once, not per case.
+_disturbed_probes: dict[tuple[str, int], dict[str, Any]] = {}
 
 
 def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False) -> dict[str, Any] | None:
     """The cached GEMM probe for this machine/device/threads, measured in a worker process when absent (or `force`);
-    None when the probe process failed. An "unavailable" entry (no such device) is returned but never cached."""
+    None when the probe process failed. `cached` says which it is; an "unavailable" entry (no such device) and a
+    disturbed one (contention while it ran) are returned but never cached."""
     machine_id = fingerprint().machine_id
-    entry = None if force else probe.cached(machine_id, device, threads)
-    if entry is None:
-        env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
-        result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
-        if result.output is None:
-            return None
-        entry = result.output
-        if "unavailable" not in entry:
-            probe.store(machine_id, device, threads, entry)
-    return entry
+    entry = None if force else probe.cached(machine_id, device, threads) or _disturbed_probes.get((device, threads))
+    if entry is not None:
+        return {**entry, "cached": not entry.get("disturbed")}
+    env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
+    result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
+    if result.output is None:
+        return None
+    entry = result.output
+    if entry.get("disturbed"):
+        _disturbed_probes[(device, threads)] = entry
+    elif "unavailable" not in entry:
+        probe.store(machine_id, device, threads, entry)
+    return {**entry, "cached": False}
 
 
-def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None]:
-    """(GEMM peak, its dtype) for the spec's precision from the cache, probing in a worker process the first time."""
+def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None, dict[str, Any] | None]:
+    """(GEMM peak, its dtype, the probe's provenance) for the spec's precision, probing in a worker process when not cached."""
     entry = probe_entry(spec.device, spec.threads, timeout_s)
     if entry is None:
-        return None, None
-    return probe.peak_for(entry, spec.precision)
+        return None, None, None
+    peak, dtype = probe.peak_for(entry, spec.precision)
+    return peak, dtype, probe.provenance(entry, dtype) if peak is not None else None
 
 
 def no_gpu_reason() -> str | None:
@@ -191,7 +201,7 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
     if reason := devices_missing_reason(spec):
         return failure_record(spec, "skipped", reason, None)
-    peak, peak_dtype = peak_flops(spec, timeout_s)
+    peak, peak_dtype, peak_probe = peak_flops(spec, timeout_s)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
@@ -207,7 +217,8 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
-    record.worker_pid = result.pid
+    record.peak_probe = PeakProbe.model_validate(peak_probe) if peak_probe else None
+    record.worker_pid, record.process_wall_s = result.pid, result.wall_s
     return record
 
 
@@ -217,7 +228,11 @@ class PlanOutcome:
 
     records: list[RunRecord] = field(default_factory=list)
     skipped_as_done: int = 0
+    already_done: list[RunRecord] = field(default_factory=list)  # the --resume records of this plan's cases
     interrupted: bool = False
+    write_failure: str | None = None  # one line: the results folder refused a record and the plan stopped
+    saved_elsewhere: list[Path] = field(default_factory=list)  # the records it refused, in a fallback folder
+    unsaved: list[RunRecord] = field(default_factory=list)  # those no fallback folder took either
 
 
 def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
@@ -238,27 +253,46 @@ def run_plan(
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
 ) -> PlanOutcome:
     """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
-    SIGINT/SIGTERM cancel what is still running, keep what finished, and return."""
+    SIGINT/SIGTERM cancel what is still running, keep what finished, and return; a record the results folder refuses
+    (disk full) goes to a fallback folder and stops the plan."""
     outcome = PlanOutcome()
     jobs = executor.jobs(specs)
     if resume:
-        done = executor.finished(read_store([results_dir])[0])
+        keys = {j.key for j in jobs}
+        outcome.already_done = [r for r in read_store([results_dir])[0] if executor.finished([r]) & keys]
+        done = executor.finished(outcome.already_done)
         todo = [j for j in jobs if j.key not in done]
     else:
         todo = jobs
     outcome.skipped_as_done = len(jobs) - len(todo)
+    write_error: list[OSError] = []
 
     def keep(record: RunRecord) -> None:
-        path = write_record(record, results_dir)
         outcome.records.append(record)
-        if on_record:
+        try:
+            if write_error:
+                raise write_error[0]  # once the folder refused a record, the rest go straight to the fallback
+            path = write_record(record, results_dir)
+        except OSError as exc:
+            write_error[:1] = [exc]
+            path = save_elsewhere(record)
+            if path:
+                outcome.saved_elsewhere.append(path)
+            else:
+                outcome.unsaved.append(record)
+        if on_record and path:
             on_record(len(outcome.records), len(todo), record, path)
 
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for record in executor.run(todo):
             keep(record)
-        _store_scaling_efficiency(outcome, results_dir)
+            if write_error:
+                for late in executor.cancel():
+                    keep(late)
+                break
+        if not write_error:  # a full disk would refuse the rewrite too; the records as written stay valid
+            _store_scaling_efficiency(outcome, results_dir)
     except Interrupted:
         outcome.interrupted = True
         for record in executor.cancel():
@@ -266,4 +300,6 @@ def run_plan(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if write_error:
+        outcome.write_failure = refused_message(results_dir, write_error[0], outcome.saved_elsewhere, len(outcome.unsaved))
     return outcome

@@ -30,6 +30,8 @@ from suite.run.launch import die_with_parent
 STEP_TIMING_STEPS = 30
 INFERENCE_BUDGET_S = 1.0
 INFERENCE_WARMUP_CALLS = 3
+# A CUDA step whose host launch takes this share of its synced time leaves the GPU waiting on the CPU: launch-bound.
+LAUNCH_BOUND_SHARE = 0.8
 
 
 def eval_metrics(outputs: np.ndarray, labels: np.ndarray, binary: bool) -> tuple[float, np.ndarray]:
@@ -77,6 +79,7 @@ class Case:
         rec.params = backend.trainable_params()
         rec.forward_flops_per_sample = forward_flops_per_sample(spec)
         rec.train_flops_per_sample = train_flops_per_sample(spec)
+        rec.train_data_device = backend.data_device()
 
         # monitoring=False exists only so the overhead benchmark can compare against a run without samplers.
         sampler = NvmlSampler() if spec.device == "cuda" and rec.monitoring else None
@@ -164,8 +167,10 @@ class Case:
 
     def _profile(self, backend: Backend, sampler: NvmlSampler | None) -> None:
         rec = self.record
-        steps = backend.step_times_s(STEP_TIMING_STEPS)
+        steps, launches = backend.step_times_s(STEP_TIMING_STEPS)
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
+        rec.step_launch_ms_p50 = percentile_ms(launches, 50) if launches else None
+        step_balance(rec, self.spec)
         with sampler.phase("inference") if sampler else nullcontext():
             for batch_size in self.spec.infer_batch_sizes:
                 rec.inference.append(measure_inference(backend, batch_size))
@@ -174,6 +179,16 @@ class Case:
             if rec.gpu_train.energy_j is not None and rec.train_total_s:
                 trained = rec.train_samples * len(rec.history)
                 rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
+
+
+def step_balance(rec: RunRecord, spec: RunSpec) -> None:
+    """Synced step time next to the sync-free loop's step time, and the launch-bound hint (CUDA, launch timed)."""
+    if rec.steady_epoch_s and rec.train_samples:
+        rec.sync_free_step_ms = 1000.0 * rec.steady_epoch_s / math.ceil(rec.train_samples / spec.batch_size)
+        if rec.step_time_ms_p50:
+            rec.synced_step_ratio = rec.step_time_ms_p50 / rec.sync_free_step_ms
+    if spec.device == "cuda" and rec.step_launch_ms_p50 is not None and rec.step_time_ms_p50:
+        rec.launch_bound = rec.step_launch_ms_p50 >= LAUNCH_BOUND_SHARE * rec.step_time_ms_p50
 
 
 def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:

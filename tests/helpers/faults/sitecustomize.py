@@ -3,6 +3,8 @@
 It does nothing unless FASHIONBENCH_FAULTS is set: `SEED=FAULT,...` gives each worker the fault of its case's
 seed, so one run holds healthy and faulty cases side by side. Faults: raise, exit, sigkill, hang, sleep (once),
 oom (a real MemoryError under an address-space rlimit), nan (inf pixels, so the loss diverges).
+FASHIONBENCH_FAULT_ENOSPC_DIR=D with FASHIONBENCH_FAULT_ENOSPC_AFTER=N: a full disk below D after N files were
+synced there (fsync fails with ENOSPC, as it does where blocks are allocated late), for machines without tmpfs.
 """
 
 import json
@@ -81,3 +83,19 @@ if FAULTS:
         return prepared
 
     _data.batch_order, _data.prepare = _faulty_order, _faulty_prepare
+
+
+ENOSPC_DIR = os.environ.get("FASHIONBENCH_FAULT_ENOSPC_DIR")
+if ENOSPC_DIR:
+    import errno
+
+    _original_fsync, _synced = os.fsync, []
+
+    def _full_fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(ENOSPC_DIR):
+            if len(_synced) >= int(os.environ["FASHIONBENCH_FAULT_ENOSPC_AFTER"]):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            _synced.append(fd)
+        _original_fsync(fd)
+
+    os.fsync = _full_fsync

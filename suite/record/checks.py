@@ -1,0 +1,77 @@
+"""Checks a record must pass on read beyond its schema: a known spec, finite figures, sane shapes, file-safe ids."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from suite.core.data import TASK_CLASS_NAMES
+from suite.core.models import CATALOG
+from suite.core.spec import RunSpec
+from suite.record.schema import RunRecord
+
+# Ids end up in file names (records, report PNGs): letters, digits, dot, dash and underscore only.
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SPEC = TypeAdapter(RunSpec)
+
+
+def spec_problem(spec: dict[str, Any]) -> str | None:
+    """Why a stored spec is no RunSpec this version can run (wrong type, unknown name), or None."""
+    try:
+        _SPEC.validate_json(json.dumps(spec), strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        # RunSpec's own checks speak of flags (--framework); in a stored record they are spec fields.
+        message = re.sub(r"^Value error, --([\w-]+)", lambda m: "spec." + m[1].replace("-", "_"), first["msg"])
+        return f"spec.{where}: {message}" if where else message
+    except ValueError as exc:
+        return f"spec: {exc}"
+    return None
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} is {value}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if found := _non_finite(item, f"{where}.{key}" if where else str(key)):
+            return found
+    return None
+
+
+def _accuracy_problem(record: RunRecord) -> str | None:
+    values = {"test_accuracy": record.test_accuracy, **{f"per_class_accuracy.{i}": v for i, v in enumerate(record.per_class_accuracy)}}
+    values.update({f"history.{h.epoch}.val_accuracy": h.val_accuracy for h in record.history})
+    bad = next((k for k, v in values.items() if v is not None and not 0.0 <= v <= 1.0), None)
+    return f"{bad} is {values[bad]}, outside 0..1" if bad else None
+
+
+def _confusion_problem(record: RunRecord) -> str | None:
+    matrix = record.confusion_matrix
+    if not matrix:
+        return None
+    classes = len(record.class_names) or len(TASK_CLASS_NAMES[CATALOG[record.spec["model"]].task])
+    if len(matrix) != classes or any(len(row) != classes for row in matrix):
+        shape = f"{len(matrix)} rows of {sorted({len(row) for row in matrix})} columns"
+        return f"confusion_matrix is not {classes}×{classes} ({shape})"
+    if any(count < 0 for row in matrix for count in row):
+        return "confusion_matrix holds a negative count"
+    return None
+
+
+def record_problem(record: RunRecord) -> str | None:
+    """The first reason a schema-valid record cannot be shown or compared, or None when it is usable."""
+    if problem := spec_problem(record.spec):
+        return problem
+    for name, value in (("machine.machine_id", record.machine.machine_id), ("case_id", record.case_id),
+                        ("case_key", record.case_key)):
+        if not SAFE_ID.fullmatch(value):
+            return f"{name} {value!r} is not a plain id (letters, digits, . _ - only)"
+    if problem := _non_finite(record.model_dump(), ""):
+        return problem
+    return _accuracy_problem(record) or _confusion_problem(record)
