@@ -138,6 +138,7 @@ def test_gate_threshold_line_shows_the_threshold_the_user_set(capsys: pytest.Cap
 
 ODD_RECORDS: dict[str, tuple[Callable[[dict], None], str]] = {
     "framework": (lambda d: d["spec"].update(framework="jax"), "spec.framework 'jax' is not known; choose from: torch, keras"),
+    "unknown-spec-field": (lambda d: d["spec"].update(colour="red"), "spec: unknown field(s) ['colour']"),
     "epochs-string": (lambda d: d["spec"].update(epochs="3"), "spec.epochs: Input should be a valid integer"),
     "nan-accuracy": (lambda d: d.update(test_accuracy=math.nan), "test_accuracy is nan"),
     "accuracy-above-1": (lambda d: d.update(test_accuracy=3.5), "test_accuracy is 3.5, outside 0..1"),

@@ -157,9 +157,10 @@ def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False
     None when the probe process failed. `cached` says which it is; an "unavailable" entry (no such device) and a
     disturbed one (contention while it ran) are returned but never cached."""
     machine_id = fingerprint().machine_id
-    entry = None if force else probe.cached(machine_id, device, threads) or _disturbed_probes.get((device, threads))
-    if entry is not None:
-        return {**entry, "cached": not entry.get("disturbed")}
+    if not force and (entry := probe.cached(machine_id, device, threads)) is not None:
+        return {**entry, "cached": True}
+    if not force and (entry := _disturbed_probes.get((device, threads))) is not None:
+        return {**entry, "cached": False}
     env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
     result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
     if result.output is None:
