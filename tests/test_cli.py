@@ -25,6 +25,9 @@ from tests.conftest import needs_data, run_cli
     (["run", "--framework", "torch", "torch"], "--framework lists a value twice"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
     (["run", "--timeout", "-1"], "argument --timeout"),
+    (["run", "--on", "kindA"], "--on needs --executor ray"),
+    (["run", "--executor", "ray", "--on", "kindA", "--every-kind"], "--on and --every-kind both choose the kinds"),
+    (["run", "--executor", "ray", "--per-node", "0"], "--per-node 0 / --retries 1 out of range"),
 ])
 def test_bad_flags_are_rejected_before_any_case(tmp_path: Path, args: list[str], needle: str):
     out = run_cli(*args, "--results", str(tmp_path / "r"))

@@ -271,3 +271,21 @@ def test_driver_versions_from_nvml_and_what_is_missing():
     assert fake.calls["shutdown"] == 1
     assert driver_versions(FakeNvml())["nvml"].startswith("query failed: ")  # a driver without the CUDA query
     assert driver_versions(FakeNvml(init_error=NVMLError_LibraryNotFound))["nvml"].startswith("unavailable: ")
+
+
+def test_cuda_graph_calls_mark_each_step_and_clone_what_is_kept(monkeypatch):
+    """The reduce-overhead call path with a stand-in for the compiled model: no GPU or compile needed to check the rule
+    that each call starts a graph step and kept outputs survive the next replay."""
+    torch_backend = pytest.importorskip("suite.backends.torch_backend")
+    torch = torch_backend.torch
+    marks: list[int] = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    replay = torch.zeros(2, 10)  # a graph replay writes its outputs into the same static buffer each time
+    backend = torch_backend.TorchBackend()
+    backend.run_model = lambda x: replay.fill_(float(x.sum()))
+    backend.cuda_graphs = True
+    kept = backend._call(torch.ones(2, 1), keep=True)
+    used_now = backend._call(torch.full((2, 1), 3.0))
+    assert len(marks) == 2 and kept[0, 0] == 2.0 and used_now is replay and replay[0, 0] == 6.0
+    backend.cuda_graphs = False
+    assert backend._call(torch.ones(2, 1), keep=True) is replay and len(marks) == 2

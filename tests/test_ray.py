@@ -94,38 +94,28 @@ def span_s(record: RunRecord) -> tuple[float, float]:
     return end - record.wall_s, end
 
 
-def test_cases_run_as_own_processes_on_nodes_of_the_kind_one_at_a_time_per_node(cluster: LocalCluster, tmp_path: Path):
-    out = ray_run(cluster, tmp_path, "--on", "kindA", "--repeats", "3")
+def test_every_kind_runs_the_plan_on_each_kind_in_own_processes_one_case_at_a_time_per_node(cluster: LocalCluster,
+                                                                                            tmp_path: Path):
+    out = ray_run(cluster, tmp_path, "--every-kind", "--repeats", "2")
     assert out.returncode == 0, out.stderr
     records = stored(tmp_path)
-    assert sorted(r.spec["seed"] for r in records) == [0, 1, 2]
+    assert sorted((r.node_kind, r.spec["seed"]) for r in records) == [("kindA", 0), ("kindA", 1), ("kindB", 0), ("kindB", 1)]
     assert {r.status for r in records} == {"ok"} and all(r.test_accuracy > 0.3 for r in records)
-    assert {r.executor for r in records} == {"ray"} and {r.node_kind for r in records} == {"kindA"}
-    assert {r.node_id for r in records} == cluster.nodes_of("kindA"), "both kindA nodes take cases, no other node"
-    assert {r.per_node for r in records} == {1}
+    assert {r.executor for r in records} == {"ray"} and {r.per_node for r in records} == {1}
+    assert all(r.node_id in cluster.nodes_of(r.node_kind) for r in records), "each case ran on a node of its kind"
+    assert {r.node_id for r in records if r.node_kind == "kindA"} == cluster.nodes_of("kindA"), "both kindA nodes took one"
     for record in records:
-        assert f"on kindA {record.node_ip} ({record.node_id[:8]})" in out.stdout
+        assert f"on {record.node_kind} {record.node_ip} ({record.node_id[:8]})" in out.stdout
         assert record.machine.hostname == socket.gethostname() and record.peak_flops_per_s, "fingerprint and probe on the node"
     pids = [r.worker_pid for r in records]
-    assert len(set(pids)) == 3 and os.getpid() not in pids
+    assert len(set(pids)) == 4 and os.getpid() not in pids
     assert not any(psutil.pid_exists(p) for p in pids), "each case had a worker process of its own, now gone"
-    by_node: dict[str, list[RunRecord]] = {}
-    for record in records:
-        by_node.setdefault(record.node_id, []).append(record)
-    shared = sorted((span_s(r) for r in max(by_node.values(), key=len)), key=lambda s: s[1])
-    assert len(shared) == 2 and shared[1][0] >= shared[0][1] - 1.0, "one slot: the second case started after the first"
-
-
-def test_every_kind_runs_the_plan_once_per_kind_and_resume_runs_nothing_twice(cluster: LocalCluster, tmp_path: Path):
-    out = ray_run(cluster, tmp_path, "--every-kind")
-    assert out.returncode == 0, out.stderr
-    records = stored(tmp_path)
-    assert sorted(r.node_kind for r in records) == ["kindA", "kindB"]
-    assert all(r.node_id in cluster.nodes_of(r.node_kind) for r in records)
-    again = ray_run(cluster, tmp_path, "--every-kind", "--resume")
+    first, second = sorted((span_s(r) for r in records if r.node_kind == "kindB"), key=lambda s: s[1])
+    assert second[0] >= first[1] - 1.0, "one slot on the kindB node: its second case started after the first ended"
+    again = ray_run(cluster, tmp_path, "--every-kind", "--repeats", "2", "--resume")
     assert again.returncode == 0, again.stderr
-    assert "--resume: 2 case(s) already finished" in again.stdout
-    assert len(stored(tmp_path)) == 2
+    assert "--resume: 4 case(s) already finished" in again.stdout
+    assert len(stored(tmp_path)) == 4
 
 
 def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
@@ -139,14 +129,13 @@ def test_unreachable_cluster_and_unknown_kind_fail_in_one_line_before_any_case(c
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
+    results = tmp_path / "results"
     line = one_line_error(run_cli("run", *TINY, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}",
-                                  "--results", str(tmp_path)))
+                                  "--results", str(results)))
     assert "cannot reach the Ray cluster" in line and "ray start --head" in line
-    line = one_line_error(ray_run(cluster, tmp_path, "--on", "kindA", "kindZ"))
+    line = one_line_error(ray_run(cluster, results, "--on", "kindA", "kindZ"))
     assert "no node of kind kindZ" in line and "kindA, kindB" in line and '"kind:kindZ": 1' in line
-    line = one_line_error(run_cli("run", *TINY, "--on", "kindA", "--results", str(tmp_path)))
-    assert "--on needs --executor ray" in line
-    assert not stored(tmp_path)
+    assert not results.exists(), "nothing starts for a plan the cluster cannot run"
 
 
 def start_sleeping_run(cluster: LocalCluster, results: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
@@ -191,3 +180,14 @@ def test_a_node_dying_mid_case_retries_it_on_the_other_node_of_its_kind(cluster:
     assert len(records) == 1, "exactly one record for the case"
     assert records[0].status == "ok" and records[0].spec["seed"] == SLEEP_SEED
     assert records[0].node_id == (cluster.nodes_of("kindA") - {doomed.node_id}).pop()
+
+
+def test_a_node_dying_with_no_retry_left_records_an_error_with_the_reason(cluster: LocalCluster, tmp_path: Path):
+    driver, _ = start_sleeping_run(cluster, tmp_path, "--on", "kindB", "--seed", str(SLEEP_SEED), "--retries", "0")
+    cluster.cluster.remove_node(next(n for n in cluster.raylet_pids.values() if cluster.kind_of[n.node_id] == "kindB"),
+                                allow_graceful=False)
+    stdout, stderr = driver.communicate(timeout=240)
+    assert driver.returncode == 1, "an error in the plan makes a non-zero exit"
+    [record] = stored(tmp_path)
+    assert record.status == "error" and record.node_kind == "kindB" and record.executor == "ray"
+    assert "--retries 0" in record.error and "Error" in record.error, record.error

@@ -689,10 +689,12 @@ def test_recommendations_come_from_measured_figures():
         assert energy.machine == NOT_MEASURED and "reached" in energy.why
 
 
-def test_a_ray_machine_kind_prices_and_names_the_cases_run_on_it():
-    runs = [r.model_copy(update={"executor": "ray", "node_kind": "kindB"}) for r in fixture_records()
-            if r.spec["device"] == "cpu" and r.status == "ok"]
-    case = group_cases(runs)[0]
+def test_a_ray_machine_kind_is_a_place_of_its_own_priced_and_named_by_kind():
+    one = next(r for r in fixture_records() if r.spec["device"] == "cpu" and r.status == "ok")
+    runs = [one.model_copy(update={"executor": "ray", "node_kind": kind, "run_id": kind}) for kind in ("kindA", "kindB")]
+    cases = group_cases(runs)  # two kinds on one host (a local cluster): two cases, one per kind
+    assert [c.label.rsplit("@", 1)[1] for c in cases] == [f"{one.machine.hostname}/kindA", f"{one.machine.hostname}/kindB"]
+    case = cases[1]
     prices = {"cpu": 0.1, "kind:kindB": 0.7, "kind:kindA": 9.0}
     assert price_for(prices, case.machine, "cpu", "kindB").key == "kind:kindB"  # kind beats device
     assert price_for({**prices, case.machine.hostname: 0.2}, case.machine, "cpu", "kindB").usd_per_hour == 0.2

@@ -46,6 +46,17 @@ class Case:
     records: list[RunRecord] = field(default_factory=list)
     label: str = ""
     setup_label: str = ""  # the label without the host: what to run, as opposed to where
+    kind: str | None = None  # the Ray machine kind its runs were placed on (`run --executor ray`), else None
+
+    @property
+    def place(self) -> tuple[str, str | None]:
+        """Where its runs were made: machine id and Ray machine kind (see place())."""
+        return self.machine.machine_id, self.kind
+
+    @property
+    def where(self) -> str:
+        """The place as a reader sees it: host, and /kind for runs placed on a Ray machine kind."""
+        return f"{self.machine.hostname}/{self.kind}" if self.kind else self.machine.hostname
 
     @property
     def ok(self) -> list[RunRecord]:
@@ -87,23 +98,29 @@ class Case:
 LABEL_SETTINGS = ("epochs", "limit", "batch_size", "threads")
 
 
+def place(record: RunRecord) -> tuple[str, str | None]:
+    """Where a run counts as made: its machine, and the Ray machine kind it was placed on (kinds are what a user
+    compares, and several nodes of one host may carry different kinds)."""
+    return record.machine.machine_id, record.node_kind
+
+
 def group_cases(records: list[RunRecord]) -> list[Case]:
-    """Group runs by (case_key, machine_id) and give every case a label unique within the report."""
-    cases: dict[tuple[str, str], Case] = {}
+    """Group runs by (case_key, machine_id, Ray kind) and give every case a label unique within the report."""
+    cases: dict[tuple[str, str, str | None], Case] = {}
     for record in records:
-        key = (record.case_key, record.machine.machine_id)
+        key = (record.case_key, *place(record))
         if key not in cases:
-            cases[key] = Case(record.case_key, record.machine, RunSpec.from_dict(record.spec))
+            cases[key] = Case(record.case_key, record.machine, RunSpec.from_dict(record.spec), kind=record.node_kind)
         cases[key].records.append(record)
-    ordered = sorted(cases.values(), key=lambda c: (c.task, c.spec.model, c.spec.device, c.machine.hostname,
-                                                   c.spec.framework, c.case_key))
-    hosts = {c.machine.machine_id for c in ordered}
+    ordered = sorted(cases.values(), key=lambda c: (c.task, c.spec.model, c.spec.device, c.where, c.spec.framework,
+                                                   c.case_key))
+    hosts = {c.place for c in ordered}
     varying = [s for s in LABEL_SETTINGS if len({str(c.spec.to_dict().get(s)) for c in ordered}) > 1]
     for case in ordered:
         parts = [case.spec.label]
         parts += [f"{s}={case.spec.to_dict().get(s)}" for s in varying]
         case.setup_label = " ".join(parts)
-        case.label = f"{case.setup_label} @{case.machine.hostname}" if len(hosts) > 1 else case.setup_label
+        case.label = f"{case.setup_label} @{case.where}" if len(hosts) > 1 else case.setup_label
     _disambiguate(ordered)
     return ordered
 
@@ -127,9 +144,9 @@ def variant_base(spec: RunSpec) -> RunSpec:
 
 def variant_families(cases: list[Case]) -> list[list[Case]]:
     """Cases that differ only in variant flags, on one machine, where there is more than one; report order kept."""
-    families: dict[tuple[str, str], list[Case]] = {}
+    families: dict[tuple[str, str, str | None], list[Case]] = {}
     for case in cases:
-        families.setdefault((variant_base(case.spec).case_key, case.machine.machine_id), []).append(case)
+        families.setdefault((variant_base(case.spec).case_key, *case.place), []).append(case)
     return [members for members in families.values() if len(members) > 1]
 
 

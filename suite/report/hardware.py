@@ -50,7 +50,7 @@ def _median_of(case: Case, fn: Callable[[RunRecord], float | None]) -> float | N
 
 def case_costs(case: Case, prices: dict[str, float], target: float) -> CaseCosts:
     """Costs of one case at the hourly price of its machine/device."""
-    price = price_for(prices, case.machine, case.spec.device, node_kind(case))
+    price = price_for(prices, case.machine, case.spec.device, case.kind)
     epoch_s = _median_of(case, lambda r: r.steady_epoch_s)
     samples_per_s = _median_of(case, lambda r: r.train_steady_samples_per_s)
     tta = _median_of(case, lambda r: time_to_target_s(r, target))
@@ -88,16 +88,10 @@ class Recommendation:
     why: str
 
 
-def node_kind(case: Case) -> str | None:
-    """The Ray machine kind the case's runs were placed on (`run --on`), when they all share one."""
-    kinds = {r.node_kind for r in case.records}
-    return kinds.pop() if len(kinds) == 1 else None
-
-
 def machine_name(case: Case) -> str:
     """How a machine and device are named to a reader: host, device and GPU model when on CUDA, Ray kind if any."""
     gpu = next((g.get("name") for g in case.machine.gpus if g.get("name")), None) if case.spec.device == "cuda" else None
-    kind = f"; kind {k}" if (k := node_kind(case)) else ""
+    kind = f"; kind {case.kind}" if case.kind else ""
     return f"{case.machine.hostname} ({case.spec.device}{': ' + gpu if gpu else ''}{kind}; id {case.machine.machine_id})"
 
 

@@ -228,7 +228,7 @@ def hardware_figure(rows: list[CaseCosts]) -> Figure | None:
     panels = 2 if priced else 1
     fig = Figure(figsize=(6.5 * panels, 0.38 * len(rows) + 1.6), dpi=DPI, layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, panels))
-    labels = [r.case.label if r.case.label.count("@") else f"{r.case.label} @{r.case.machine.hostname}" for r in rows]
+    labels = [r.case.label if r.case.label.count("@") else f"{r.case.label} @{r.case.where}" for r in rows]
     speed = [r.case.stats(METRIC_BY_KEY["train_samples_per_s"]).median for r in rows]  # type: ignore[union-attr]
     colors = [framework_color(r.case.spec.framework) for r in rows]
     axes[0].barh(range(len(rows)), speed, color=colors)

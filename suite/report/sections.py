@@ -242,7 +242,7 @@ def per_class_section(cases: list[Case], images: Images) -> list[dict[str, Any]]
                 continue
             counts = np.sum(matrices, axis=0)
             # The slug is cut at 60 characters, so long variant labels could collide without the case key.
-            img = images.add(f"confusion-{_slug(case.label)}-{case.case_key}-{case.machine.machine_id}",
+            img = images.add(f"confusion-{_slug(case.label)}-{case.case_key}-{'-'.join(filter(None, case.place))}",
                              plots.confusion_figure(case.label, names, counts))
             confusions.append({"label": case.label, "img": img, "top": _top_confusions(names, counts),
                                "runs": len(matrices), "total": int(counts.sum())})

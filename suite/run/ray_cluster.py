@@ -90,7 +90,7 @@ def connect(address: str) -> None:
     if address != "auto":
         check_reachable(address)
     try:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {first}; start one with `ray start --head` "
@@ -186,8 +186,9 @@ class RayExecutor:
 
     def describe(self) -> str:
         """Where and how the cases run."""
-        kinds = ", ".join(f"{k} ×{sum(k in n.kinds for n in self.nodes)}" for k in self.kinds if k) or "any kind"
-        return (f"as Ray tasks on {len(self.nodes)} node(s) ({kinds}), at most {self.per_node} timed case(s) per node "
+        used = [n for n in self.nodes if self.kinds == [None] or set(self.kinds) & set(n.kinds)]
+        kinds = ", ".join(f"{k} ×{sum(k in n.kinds for n in used)}" for k in self.kinds if k) or "any kind"
+        return (f"as Ray tasks on {len(used)} node(s) ({kinds}), at most {self.per_node} timed case(s) per node "
                 f"at once, one process each")
 
     def jobs(self, specs: list[RunSpec]) -> list[Job]:
@@ -206,7 +207,7 @@ class RayExecutor:
 
         task = ray.remote(run_on_node)
         for job in jobs:
-            if reason := self._no_node_reason(job, self.nodes):
+            if job.spec.device == "cuda" and (reason := self._no_node_reason(job, self.nodes)):
                 yield self._placed(failure_record(job.spec, "skipped", f"cuda unavailable: {reason}", None), job)
                 continue
             resources = {SLOT: 1 / self.per_node, **({f"{KIND_PREFIX}{job.kind}": KIND_SHARE} if job.kind else {})}
@@ -244,9 +245,9 @@ class RayExecutor:
                 output = ray.get(ref)
             record = RunRecord.model_validate(output)
         except RayError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            record = failure_record(job.spec, "error", f"{type(exc).__name__} after {self.retries} retr"
-                                    f"{'y' if self.retries == 1 else 'ies'} on other nodes: {first}", None)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+            record = failure_record(job.spec, "error", f"Ray gave up on the case with --retries {self.retries} used up "
+                                    f"({type(exc).__name__}: {first}); raise --retries or add nodes of the kind", None)
         return self._placed(record, job)
 
     def _stranded(self) -> Iterator[RunRecord]:
@@ -263,6 +264,8 @@ class RayExecutor:
     def _placed(self, record: RunRecord, job: Job) -> RunRecord:
         """The record with what the executor used: kind asked for (else the node's kinds) and the per-node limit."""
         record.executor, record.per_node = "ray", self.per_node
+        if record.node_id and all(n.node_id != record.node_id for n in self.nodes):
+            self.nodes = [n for n in alive_nodes() if n.slots > 0]  # a node that joined after the plan started
         node = next((n for n in self.nodes if n.node_id == record.node_id), None)
         record.node_kind = job.kind or (",".join(node.kinds) if node and node.kinds else None)
         return record
