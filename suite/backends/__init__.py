@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from suite.core.data import Prepared
 from suite.core.frameworks import FRAMEWORKS
 from suite.core.spec import RunSpec
+
+StepHook = Callable[[int], None]
 
 
 class Unsupported(RuntimeError):
@@ -37,8 +39,10 @@ class Backend(Protocol):
     def load_data(self, data: Prepared) -> None:
         """Move every split into framework memory on the device once."""
 
-    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
-        """Run one epoch over train samples in `order` (optionally replacing the images); return mean loss and accuracy."""
+    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None,
+                    on_step: StepHook | None = None) -> tuple[float, float]:
+        """Run one epoch over train samples in `order` (optionally replacing the images); return mean loss and accuracy.
+        `on_step(i)` is called as step i (0-based) is about to start, without waiting for the device."""
 
     def outputs(self, split: str, batch_size: int = 1024) -> np.ndarray:
         """Model outputs (logits, or sigmoid probabilities for binary) for `val` or `test`, in eval mode."""

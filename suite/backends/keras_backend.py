@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from suite.backends import DeviceUnavailable, Unsupported
+from suite.backends import DeviceUnavailable, StepHook, Unsupported
 from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
@@ -28,7 +28,7 @@ JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 INSTALL_HINT = {"jax": "pip install jax", "torch": "pip install torch", "tensorflow": "pip install tensorflow"}
 
 
-def _import_frameworks(keras_backend: str, device: str, replicas: int) -> None:
+def _import_frameworks(keras_backend: str, device: str = "cpu", replicas: int = 1) -> None:
     global tf, keras
     os.environ["KERAS_BACKEND"] = keras_backend
     if keras_backend == "jax" and device == "cpu" and replicas > 1:
@@ -139,6 +139,17 @@ def configure_tensorflow(device: str, precision: str, threads: int) -> str:
         # TensorFlow enables TF32 by default on Ampere+; fp32 cases switch it off so they measure fp32.
         tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
     return tf_device
+
+
+def step_callback(on_step: StepHook) -> Any:
+    """A Keras callback calling `on_step(i)` as step i begins. It has no batch-end hook, which would make `fit` wait for
+    (and convert) every step's logs; with steps_per_execution N it is called once per N steps."""
+
+    class StepHookCallback(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            on_step(batch)
+
+    return StepHookCallback()
 
 
 def tensorflow_strategy(device: str, replicas: int) -> Any:
@@ -285,21 +296,23 @@ class KerasBackend:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-n // batch)))
         return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
-    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
+    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None,
+                    on_step: StepHook | None = None) -> tuple[float, float]:
         """One `fit` epoch in the shared order: on TensorFlow through the prebuilt pipeline, elsewhere on numpy arrays
         pre-arranged in that order (shuffle off so the order is ours)."""
+        callbacks = [step_callback(on_step)] if on_step is not None else []
         if self.keras_backend == "tensorflow":
             self.order.assign(order)
             dataset = self.train_dataset
             if train_images is not None:
                 dataset = self._ordered_dataset(train_images[..., np.newaxis], np.asarray(self.arrays["train"][1]))
-            history = self.model.fit(dataset, epochs=1, shuffle=False, verbose=0)
+            history = self.model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
         else:
             x, y = self.arrays["train"]
             if train_images is not None:
                 x = self._place(train_images, np.empty(0))[0]
             history = self.model.fit(np.take(x, order, axis=0), np.take(y, order), batch_size=self.batch_size, epochs=1,
-                                     shuffle=False, verbose=0)
+                                     shuffle=False, verbose=0, callbacks=callbacks)
         return float(history.history["loss"][-1]), float(history.history["accuracy"][-1])
 
     def forward(self, images: np.ndarray) -> np.ndarray:
@@ -380,7 +393,11 @@ class KerasBackend:
         return int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
 
     def sync(self) -> None:
-        """Keras has no public device barrier; every timed call here ends by fetching a host value instead."""
+        """Keras has no device barrier; the optimizer's step counter is written by the last step, so fetching it to the
+        host waits for the queued steps. Mid-`fit` on JAX the trainer holds the state apart until it is written back."""
+        if self.keras_backend == "jax":
+            self.model.jax_state_sync()
+        keras.ops.convert_to_numpy(self.model.optimizer.iterations)
 
     def distribution(self) -> dict[str, Any]:
         """Replicas and engine; neither tf.distribute nor keras.distribution exposes a communication timing."""

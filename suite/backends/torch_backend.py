@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from suite.backends import DeviceUnavailable, Unsupported
+from suite.backends import DeviceUnavailable, StepHook, Unsupported
 from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
@@ -205,7 +205,8 @@ class TorchBackend:
             loss.backward()
             self.optimizer.step()
 
-    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
+    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None,
+                    on_step: StepHook | None = None) -> tuple[float, float]:
         """Per step only the loss and the predicted classes are kept (one extra op); they are reduced once per epoch,
         on the device, so the loop never waits for the GPU mid-epoch and the harness costs next to nothing."""
         x, y = self.tensors["train"]
@@ -214,7 +215,9 @@ class TorchBackend:
         index = torch.from_numpy(order).to(self.device)
         self.run_model.train()
         losses, predicted = [], []
-        for start in range(0, len(order), self.batch_size):
+        for step, start in enumerate(range(0, len(order), self.batch_size)):
+            if on_step is not None:
+                on_step(step)
             batch = index[start:start + self.batch_size]
             loss, out = self._step(x[batch], y[batch])
             losses.append(loss)

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from suite.backends import DeviceUnavailable
+from suite.backends import DeviceUnavailable, StepHook
 from suite.backends.torch_backend import TorchBackend, compiled
 from suite.core.spec import RunSpec
 
@@ -83,9 +83,10 @@ class TorchDDPBackend(TorchBackend):
         self._backward(loss)
         return loss.detach() * (global_count / self.world), out.detach()
 
-    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None) -> tuple[float, float]:
+    def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None,
+                    on_step: StepHook | None = None) -> tuple[float, float]:
         """Global batches of world x batch samples in `order`; this rank steps its contiguous slice of each. Loss and
-        accuracy are summed over ranks once per epoch."""
+        accuracy are summed over ranks once per epoch. `on_step(i)` is called as global step i begins."""
         x, y = self.tensors["train"]
         if train_images is not None:
             x = self._images(train_images)
@@ -93,7 +94,9 @@ class TorchDDPBackend(TorchBackend):
         step = self.batch_size * self.world
         self.run_model.train()
         loss_sums, correct = [], []
-        for start in range(0, len(order), step):
+        for i, start in enumerate(range(0, len(order), step)):
+            if on_step is not None:
+                on_step(i)
             shard = torch.tensor_split(index[start:start + step], self.world)[self.rank]
             loss_sum, out = self._shard_step(x[shard], y[shard], min(step, len(order) - start))
             loss_sums.append(loss_sum)

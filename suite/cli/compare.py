@@ -11,7 +11,7 @@ HELP = "compare two result sets case by case; exit 1 on a regression (CI gate)"
 
 def add_arguments(compare: argparse.ArgumentParser) -> None:
     """Base, candidate, metrics and thresholds."""
-    from suite.report.compare import metrics_help
+    from suite.report.compare import FORMATS, metrics_help
 
     compare.add_argument("base", type=Path, metavar="BASE", help="results dir or file (the reference)")
     compare.add_argument("new", type=Path, metavar="NEW", help="results dir or file (the candidate)")
@@ -20,6 +20,8 @@ def add_arguments(compare: argparse.ArgumentParser) -> None:
                          help="allowed relative change: 5%% for all, METRIC=2%% for one")
     compare.add_argument("--allow-missing", action="store_true",
                          help="pass when a case ok in BASE is absent from NEW (dropped on purpose); one that failed still fails")
+    compare.add_argument("--format", choices=FORMATS, default="table",
+                         help="table (terminal) or markdown (pull-request comment, CI job summary); the exit code is the same")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -27,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from suite.report import compare
 
     try:
-        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold, args.allow_missing)
+        table, problems, code = compare.run(args.base, args.new, args.metric, args.threshold, args.allow_missing, args.format)
     except compare.CompareError as exc:
         print(f"fashionbench: error: {exc}", file=sys.stderr)
         return compare.EXIT_BAD_INPUT

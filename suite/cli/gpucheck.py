@@ -19,7 +19,7 @@ from pathlib import Path
 
 from suite.bench import gpucheck
 from suite.bench.gpucheck import Planned
-from suite.cli.run import progress_line
+from suite.cli.progress import finished_line
 from suite.core import data
 from suite.record.schema import RunRecord
 from suite.record.store import ensure_writable, read_store, write_record
@@ -101,7 +101,7 @@ def run_cases(cases: list[Planned], results: Path, data_dir: str | None, deadlin
                 break
             record = outcome.records[0]
         records.append(record)
-        print(f"{progress_line(index, len(cases), record)}  (estimated {case.estimate_s:.0f} s)", flush=True)
+        print(f"{finished_line(index, len(cases), record)}  (estimated {case.estimate_s:.0f} s)", flush=True)
     return records
 
 

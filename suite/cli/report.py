@@ -24,6 +24,7 @@ def add_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("--regression-threshold", type=positive_float, default=5.0, metavar="PCT",
                         help="percent worse than the previous commits that marks an asv regression")
     report.add_argument("--out", type=Path, default=None, help="output dir (default reports/<date>-<host>/)")
+    report.add_argument("--open", action="store_true", help="open the report in the default web browser")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,4 +43,14 @@ def main(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     print(f"report: {written}")
+    if args.open:
+        open_in_browser(written)
     return 0
+
+
+def open_in_browser(path: Path) -> None:
+    """Hand the page to the user's browser; where none is registered (a server, CI) say so rather than fail."""
+    import webbrowser
+
+    if not webbrowser.open(path.resolve().as_uri()):
+        print(f"--open: no web browser found here; open {path} yourself", file=sys.stderr)

@@ -13,10 +13,10 @@ from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float
 from suite.core import data
 from suite.core import spec as specs
 from suite.core.frameworks import SETTINGS
-from suite.record.schema import RunRecord
 from suite.record.store import ensure_writable
 
 if TYPE_CHECKING:
+    from suite.cli.progress import PlanView
     from suite.run.executors import Executor
 
 HELP = "train and evaluate a matrix of cases, one process each"
@@ -27,7 +27,8 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
     run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
     run.add_argument("--device", nargs="+", default=None, metavar="NAME",
-                     help="default cpu cuda; cuda cases are recorded as skipped, with the reason, where no GPU is usable")
+                     help="cpu, cuda or auto (the default: cpu, and cuda where NVML lists a GPU); an explicit cuda where "
+                          "no GPU is usable is recorded as skipped, with the reason")
     run.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --quick)")
     run.add_argument("--quick", action="store_true",
                      help="the quick matrix: cpu only and 1 epoch unless --device/--epochs say otherwise")
@@ -69,7 +70,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--data-dir", default=None)
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
-    where = run.add_argument_group("where cases run (README: Beyond one machine)")
+    run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
+    add_executor_arguments(run.add_argument_group("where cases run (README: Beyond one machine)"))
+
+
+def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
+    """The executor flags: here, or as Ray tasks on a cluster."""
     where.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: one case after another here; ray: each case a Ray task on a cluster node")
     where.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -85,7 +91,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     """Expand the run flags into specs, rejecting bad values before anything starts."""
-    devices = args.device or (["cpu"] if args.quick else ["cpu", "cuda"])
+    devices = resolve_devices(args.device or (["cpu"] if args.quick else ["auto"]))
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
         "framework": args.framework, "model": args.model, "device": devices,
@@ -105,19 +111,14 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
     )
 
 
-def _fmt(value: float | None, spec: str = ",.0f") -> str:
-    return "-" if value is None else format(value, spec)
+def resolve_devices(names: list[str]) -> list[str]:
+    """`auto` stands for the devices this machine really has; explicit names are kept as given."""
+    if "auto" not in names:
+        return names
+    from suite.run.runner import present_devices
 
-
-def progress_line(index: int, total: int, record: RunRecord) -> str:
-    """One line per finished case."""
-    spec = record.run_spec
-    where = f" on {record.node_kind or 'node'} {record.node_ip} ({(record.node_id or '?')[:8]})" if record.executor == "ray" else ""
-    head = f"[{index}/{total}] {spec.label} seed={spec.seed}{where}: {record.status}"
-    if record.status != "ok":
-        return f"{head} — {record.error}"
-    return (f"{head}  test_acc={_fmt(record.test_accuracy, '.4f')}  train={_fmt(record.train_steady_samples_per_s)} "
-            f"samples/s  first_epoch={_fmt(record.first_epoch_s, '.1f')} s  wall={_fmt(record.wall_s, '.1f')} s")
+    present = present_devices()
+    return list(dict.fromkeys(d for name in names for d in (present if name == "auto" else [name])))
 
 
 def cap_limit(plan: list[specs.RunSpec], dataset: data.FashionMNIST) -> list[specs.RunSpec]:
@@ -136,8 +137,9 @@ def cap_limit(plan: list[specs.RunSpec], dataset: data.FashionMNIST) -> list[spe
     return capped
 
 
-def executor_from_args(args: argparse.Namespace) -> Executor:
-    """The executor the flags ask for; cluster flags without --executor ray are refused, not ignored."""
+def executor_from_args(args: argparse.Namespace, view: PlanView | None = None) -> Executor:
+    """The executor the flags ask for, reporting progress to `view`; cluster flags without --executor ray are refused,
+    not ignored."""
     from suite.run.executors import LocalExecutor
     from suite.run.ray_cluster import RayExecutor
 
@@ -146,7 +148,7 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
     if args.executor == "local":
         if used := [flag for flag, given in cluster_flags.items() if given]:
             raise UsageError(f"{used[0]} needs --executor ray")
-        return LocalExecutor(args.timeout, args.data_dir)
+        return LocalExecutor(args.timeout, args.data_dir, on_start=view and view.start, on_event=view and view.event)
     if args.on and args.every_kind:
         raise UsageError("--on and --every-kind both choose the kinds; pass one of them")
     if args.per_node < 1 or args.retries < 0:
@@ -159,32 +161,39 @@ def executor_from_args(args: argparse.Namespace) -> Executor:
 
 def main(args: argparse.Namespace) -> int:
     """Run the plan; a bad case never stops the others."""
+    from suite.cli.progress import make_view
     from suite.run.ray_cluster import ClusterError
 
     plan = plan_from_args(args)
-    executor = executor_from_args(args)
+    view = make_view(args.quiet)
+    executor = executor_from_args(args, view)
     warn_threads_above_cores(args.threads)
     dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
     plan = cap_limit(plan, dataset)
     try:
         with executor:  # a cluster that cannot run the plan fails here, before the results dir is made
             ensure_writable(args.results)
-            return run_with(executor, plan, args)
+            return run_with(executor, plan, args, view)
     except ClusterError as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        view.close()
 
 
-def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace) -> int:
-    """Run the plan through a ready executor, printing one line per finished case, then the summary."""
+def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace, view: PlanView) -> int:
+    """Run the plan through a ready executor, showing its progress in `view`, then the summary."""
     from suite.report.table import summary_table
     from suite.run.runner import run_plan
 
-    print(f"running {len(executor.jobs(plan))} case(s) {executor.describe()}; results → {args.results}/", flush=True)
-
-    def report(index: int, total: int, record: RunRecord, path: Path) -> None:
-        print(progress_line(index, total, record), flush=True)
-
-    outcome = run_plan(plan, args.results, executor, resume=args.resume, on_record=report)
+    if not args.quiet:
+        devices = " ".join(dict.fromkeys(spec.device for spec in plan))
+        print(f"running {len(executor.jobs(plan))} case(s) on {devices}, {executor.describe()}; results → {args.results}/",
+              flush=True)
+    try:
+        outcome = run_plan(plan, args.results, executor, resume=args.resume,
+                           on_record=lambda index, total, record, path: view.finished(index, total, record))
+    finally:
+        view.close()  # the live rows end before the summary (or the interruption notice) is printed
     if outcome.skipped_as_done:
         print(f"--resume: {outcome.skipped_as_done} case(s) already finished were not run again")
     if outcome.interrupted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import fields
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -20,7 +21,9 @@ _SPEC = TypeAdapter(RunSpec)
 
 
 def spec_problem(spec: dict[str, Any]) -> str | None:
-    """Why a stored spec is no RunSpec this version can run (wrong type, unknown name), or None."""
+    """Why a stored spec is no RunSpec this version can run (unknown field, wrong type, unknown name), or None."""
+    if unknown := sorted(set(spec) - {f.name for f in fields(RunSpec)}):
+        return f"spec: unknown field(s) {unknown}"
     try:
         _SPEC.validate_json(json.dumps(spec), strict=True)
     except ValidationError as exc:

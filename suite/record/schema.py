@@ -23,6 +23,8 @@ TIME_SCOPES = {
                  "allocator warm-up)"),
     "train_steady_samples_per_s": "training samples / steady_epoch_s (epoch 1 excluded)",
     "train_first_epoch_samples_per_s": "training samples / first_epoch_s",
+    "in_epoch_steady_s": ("1-epoch cases only: wall time of the epoch's full-size steps after its first in_epoch_warmup_steps "
+                          "(tracing, compilation, warm-up), device synchronised at both ends; in_epoch_timed_steps steps"),
     "step_time_ms": "single optimizer steps timed one by one after training, each ended by a device sync",
     "step_launch_ms": ("host time for one of those steps to return, before the device sync (torch only): on CUDA the "
                        "CPU-side launch cost; close to step_time_ms means the GPU waits on the CPU (launch-bound)"),
@@ -42,6 +44,11 @@ TIME_SCOPES = {
     "process_wall_s": ("the worker process from start to exit, seen by the runner: interpreter start, imports, the case, "
                        "writing its record (wall_s starts after the worker's imports)"),
 }
+
+
+# A 1-epoch case has no steady epoch; its train_steady_samples_per_s (and MFU) come from within the epoch instead.
+IN_EPOCH_STEADY_SCOPE = ("samples of the timed steps / in_epoch_steady_s: the only epoch, its first in_epoch_warmup_steps "
+                         "steps excluded (not the median of epochs 2..N)")
 
 
 class RecordError(ValueError):
@@ -150,6 +157,9 @@ class RunRecord(BaseModel):
     train_samples: int | None = None
     train_steady_samples_per_s: float | None = None
     train_first_epoch_samples_per_s: float | None = None
+    in_epoch_warmup_steps: int | None = None
+    in_epoch_timed_steps: int | None = None
+    in_epoch_steady_s: float | None = None
     step_time_ms_p50: float | None = None
     step_time_ms_p95: float | None = None
     step_launch_ms_p50: float | None = None

@@ -6,12 +6,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_metric
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
 from suite.report.cases import beyond_noise, group_cases, place
 from suite.report.gate import format_failures, gate_failures
+from suite.report.table import markdown
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_THRESHOLD_PCT = 5.0
@@ -195,35 +198,63 @@ def _fmt(metric: Metric, stats: Summary | None) -> str:
     return f"{metric.format(stats.median)}{spread} (n={stats.n})"
 
 
-def format_table(comparison: Comparison, thresholds: Thresholds) -> str:
-    """Fixed-width table, then the unmatched cases and a one-line verdict."""
-    header = ("case", "figure", "base", "new", "change", "beyond noise", "verdict")
-    noise_text = {True: "yes (IQRs apart)", False: "no (IQRs overlap)", None: "n/a (n<2)"}
-    body = [(r.case, r.metric.key, _fmt(r.metric, r.base), _fmt(r.metric, r.new),
-             "—" if r.change_pct is None else f"{r.change_pct:+.1f}%", noise_text[r.noise], r.verdict)
+HEADER = ("case", "figure", "base", "new", "change", "beyond noise", "verdict")
+NOISE_TEXT = {True: "yes (IQRs apart)", False: "no (IQRs overlap)", None: "n/a (n<2)"}
+FORMATS = ("table", "markdown")
+
+
+def _body(comparison: Comparison) -> list[tuple[str, ...]]:
+    return [(r.case, r.metric.key, _fmt(r.metric, r.base), _fmt(r.metric, r.new),
+             "—" if r.change_pct is None else f"{r.change_pct:+.1f}%", NOISE_TEXT[r.noise], r.verdict)
             for r in comparison.rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+
+
+def _unmatched(comparison: Comparison) -> list[str]:
+    groups = (("only in BASE", comparison.only_base), ("only in NEW", comparison.only_new),
+              ("no ok run on either side", comparison.neither))
+    return [f"{title} ({len(items)}): " + "; ".join(items) for title, items in groups if items]
+
+
+def _verdict_line(comparison: Comparison, thresholds: Thresholds) -> str:
+    bad = comparison.regressions
+    return (f"{len(bad)} regression(s) beyond the threshold ({thresholds.default_pct:g}%"
+            + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
+            + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
+
+
+def format_table(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
+    """Fixed-width table, then the unmatched cases, a one-line verdict and the cases that stopped working."""
+    body = _body(comparison)
+    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *body)]
     lines = []
     if comparison.note:
         lines.append(f"note: {comparison.note}")
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    lines.append("  ".join(h.ljust(w) for h, w in zip(HEADER, widths)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in body]
-    for title, items in (("only in BASE", comparison.only_base), ("only in NEW", comparison.only_new),
-                         ("no ok run on either side", comparison.neither)):
-        if items:
-            lines.append(f"{title} ({len(items)}): " + "; ".join(items))
-    bad = comparison.regressions
-    lines.append(f"{len(bad)} regression(s) beyond the threshold ({thresholds.default_pct:g}%"
-                 + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
-                 + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
+    lines += _unmatched(comparison)
+    lines.append(_verdict_line(comparison, thresholds))
+    return "\n".join(lines) + "\n" + format_failures(failures)
+
+
+def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
+    """GitHub-flavoured markdown for a pull-request comment or a CI job summary: the verdict first, then the table."""
+    passed = not comparison.regressions and not failures
+    lines = [f"**{'✅' if passed else '❌'} {_verdict_line(comparison, thresholds)}; "
+             f"{format_failures(failures).splitlines()[-1]}**", ""]
+    if comparison.note:
+        lines += [f"> note: {comparison.note}", ""]
+    lines.append(markdown(pd.DataFrame(_body(comparison), columns=list(HEADER))))
+    notes = [*(f"FAILED {f}" for f in failures), *_unmatched(comparison)]
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
 
 
 def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str],
-        allow_missing: bool = False) -> tuple[str, list[str], int]:
-    """Table text, skipped-file lines and the exit code (0 ok, 1 regression or a case that stopped working); raises
-    CompareError on bad input."""
+        allow_missing: bool = False, fmt: str = "table") -> tuple[str, list[str], int]:
+    """Table text (fixed-width or markdown), skipped-file lines and the exit code (0 ok, 1 regression or a case that
+    stopped working); raises CompareError on bad input."""
     metrics = select_metrics(metric_keys)
     thresholds = parse_thresholds(threshold_items)
     base_records, base_problems = load_side(base, "BASE")
@@ -235,4 +266,5 @@ def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: l
                            f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
     failures = gate_failures(comparison, new_problems, allow_missing)
     code = EXIT_REGRESSION if comparison.regressions or failures else EXIT_OK
-    return format_table(comparison, thresholds) + "\n" + format_failures(failures), base_problems + new_problems, code
+    formatter = format_markdown if fmt == "markdown" else format_table
+    return formatter(comparison, thresholds, failures), base_problems + new_problems, code

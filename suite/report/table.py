@@ -47,15 +47,18 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     return df[[c for c in cols if c in df.columns]]
 
 
-def _cell(metric: Metric, stats: Summary | None) -> str:
+def _cell(metric: Metric, stats: Summary | None, raw: bool = False) -> str | float | None:
+    if raw:
+        return None if stats is None else stats.median
     if stats is None:
         return "-"
     text = metric.format(stats.median)
     return text if stats.n == 1 else f"{text} ±{metric.format(stats.iqr / 2)} (n={stats.n})"
 
 
-def summary_table(records: list[RunRecord]) -> pd.DataFrame:
-    """One row per case and machine: medians over repeats with half the IQR as spread, one column per metric."""
+def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
+    """One row per case and machine: medians over repeats with half the IQR as spread, one column per metric (`raw`: the
+    medians as plain numbers, for CSV/JSON readers)."""
     targets = sorted({float(t) for r in records for t in r.time_to_accuracy_s})
     metrics = [*shown_in("table"), *(time_to_target_metric(t) for t in targets)]
     rows = []
@@ -67,9 +70,26 @@ def summary_table(records: list[RunRecord]) -> pd.DataFrame:
             "status": "ok" if statuses == ["ok"] else ",".join(statuses),
         }
         for metric in metrics:
-            row[metric.key] = _cell(metric, case.stats(metric))
+            row[metric.key] = _cell(metric, case.stats(metric), raw)
             if metric.key == "mfu_pct":
                 row["mfu_peak"] = probe_notes(case.ok)
         row["launch"] = launch_hint(case.ok)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table; cells are kept as written (no number parsing) and `|` in them is escaped."""
+    cells = df.astype(object).where(df.notna(), "").map(lambda v: str(v).replace("|", "\\|"))
+    return cells.to_markdown(index=False, disable_numparse=True)
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    """The frame as a fixed-width table, markdown, CSV or JSON records."""
+    if fmt == "markdown":
+        return markdown(df)
+    if fmt == "csv":
+        return df.to_csv(index=False).rstrip("\n")
+    if fmt == "json":
+        return df.to_json(orient="records", indent=2)
+    return df.to_string(index=False)

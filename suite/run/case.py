@@ -7,11 +7,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.backends import Backend, open_backend
+from suite.backends import Backend, StepHook, open_backend
 from suite.core import data
 from suite.core.models import shared_weights
 from suite.core.spec import RunSpec
 from suite.measure.host import rss_bytes
+from suite.run.events import EventSink
 
 
 def pin_cpus(threads: int, rank: int = 0) -> list[int]:
@@ -41,17 +42,20 @@ class CaseSetup:
     build_s: float | None = None
     backend: Backend | None = None
 
-    def open(self, data_dir: str | None) -> CaseSetup:
-        """Pin CPUs, open the backend (timed: framework import and device setup), load the data, build the model."""
-        spec = self.spec
+    def open(self, data_dir: str | None, events: EventSink | None = None) -> CaseSetup:
+        """Pin CPUs, open the backend (timed: framework import and device setup), load the data, build the model;
+        `events` hears of each phase as it starts."""
+        spec, events = self.spec, events or EventSink(None)
         ranked = torchrun_rank() is not None
         cpus = pin_cpus(spec.threads_per_rank if ranked else spec.threads, int(os.environ.get("LOCAL_RANK", "0")))
+        events.emit("import", framework=spec.framework if spec.framework == "torch" else f"keras ({spec.keras_backend})")
         t0 = time.perf_counter()
         self.backend, self.framework_info = open_backend(spec)
         # The same dict object the backend keeps filling in build() (e.g. Keras's jit_compile), so extend, not copy.
         self.framework_info["cpu_affinity"] = cpus
         self.import_s = time.perf_counter() - t0
         self.host_rss_baseline_bytes = rss_bytes()
+        events.emit("build")
         self.prepared = data.prepare(data.load(data_dir), spec.task, spec.seed, spec.limit)
         t0 = time.perf_counter()
         self.backend.build(spec, shared_weights(spec) if spec.init == "shared" else None)
@@ -59,11 +63,11 @@ class CaseSetup:
         self.backend.load_data(self.prepared)
         return self
 
-    def train_epoch(self, epoch: int) -> tuple[float, float]:
+    def train_epoch(self, epoch: int, on_step: StepHook | None = None) -> tuple[float, float]:
         """One epoch over the training samples in `epoch`'s seeded order (augmented when the spec asks), device
-        synchronised; returns mean loss and accuracy."""
+        synchronised; returns mean loss and accuracy. `on_step(i)` is called as step i begins."""
         spec, prepared = self.spec, self.prepared
         images = data.augment(prepared.x_train, spec.seed, epoch) if spec.augment else None
-        result = self.backend.train_epoch(data.batch_order(len(prepared.y_train), spec.seed, epoch), images)
+        result = self.backend.train_epoch(data.batch_order(len(prepared.y_train), spec.seed, epoch), images, on_step)
         self.backend.sync()
         return result

@@ -6,11 +6,12 @@ The Ray executor (suite.run.ray_cluster) runs the same run_case on cluster nodes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from suite.core.spec import RunSpec
 from suite.measure.machine import fingerprint
 from suite.record.schema import RunRecord
+from suite.run.events import OnEvent
 from suite.run.runner import run_case
 
 # Statuses --resume treats as done; errors and timeouts run again.
@@ -61,8 +62,11 @@ class Executor(Protocol):
 class LocalExecutor:
     """Every case in its own worker process on this machine, one after another."""
 
-    def __init__(self, timeout_s: float, data_dir: str | None = None) -> None:
+    def __init__(self, timeout_s: float, data_dir: str | None = None,
+                 on_start: Callable[[int, int, RunSpec], None] | None = None, on_event: OnEvent | None = None) -> None:
+        """`on_start(i, n, spec)` hears of each case before it runs, `on_event` gets its worker's progress events."""
         self.timeout_s, self.data_dir = timeout_s, data_dir
+        self.on_start, self.on_event = on_start, on_event
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -85,8 +89,10 @@ class LocalExecutor:
 
     def run(self, jobs: list[Job]) -> Iterator[RunRecord]:
         """Each job in turn, in plan order."""
-        for job in jobs:
-            yield run_case(job.spec, self.timeout_s, self.data_dir)
+        for index, job in enumerate(jobs, 1):
+            if self.on_start:
+                self.on_start(index, len(jobs), job.spec)
+            yield run_case(job.spec, self.timeout_s, self.data_dir, on_event=self.on_event)
 
     def cancel(self) -> list[RunRecord]:
         """Nothing to do: an interrupt kills the running worker (run_worker) before it gets here."""

@@ -23,6 +23,7 @@ from suite.measure.nvml import NvmlUnavailable, load_nvml
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import PeakProbe, RunRecord
 from suite.record.store import read_store, refused_message, save_elsewhere, write_record
+from suite.run.events import OnEvent, pump, sink_env
 from suite.run.launch import devices_missing_reason, die_with_parent, launcher, rank_env
 
 if TYPE_CHECKING:  # executors builds on run_case below; run_plan only needs the protocol's name
@@ -65,25 +66,29 @@ class WorkerResult:
     pid: int | None = None
 
 
-def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: list[str] | None = None) -> WorkerResult:
+def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: list[str] | None = None,
+               on_event: OnEvent | None = None) -> WorkerResult:
     """Start `python -m [via...] suite.run.worker` (via: a launcher module's arguments, e.g. torchrun's) in its own
-    process group; kill the whole group on timeout."""
+    process group, handing `on_event` its progress events as they come; kill the whole group on timeout. Its
+    stdout/stderr (framework log lines included) go to the record's stderr_tail only."""
     with tempfile.TemporaryDirectory(prefix="fashionbench-") as tmp:
         job_path, out_path, err_path = Path(tmp, "job.json"), Path(tmp, "out.json"), Path(tmp, "stderr.txt")
         job_path.write_text(json.dumps(job))
+        read_fd, write_fd = os.pipe()
         t0 = time.perf_counter()
-        with open(err_path, "wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", *(via or []), "suite.run.worker", str(job_path), str(out_path)],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                preexec_fn=die_with_parent,
-            )
+        with open(err_path, "wb") as err, open(read_fd, "rb", buffering=0):
             try:
-                process.wait(timeout=timeout_s)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                kill_group(process)
-                timed_out = True
+                process = subprocess.Popen(
+                    [sys.executable, "-m", *(via or []), "suite.run.worker", str(job_path), str(out_path)],
+                    stdin=subprocess.DEVNULL, stdout=err, stderr=subprocess.STDOUT, env={**env, **sink_env(write_fd)},
+                    start_new_session=True, preexec_fn=die_with_parent, pass_fds=(write_fd,),
+                )
+            finally:
+                os.close(write_fd)  # the worker holds the only write end, so its exit ends the stream
+            try:
+                timed_out = not pump(read_fd, process, timeout_s, on_event)
+                if timed_out:
+                    kill_group(process)
             except BaseException:  # Ctrl-C / SIGTERM / a cancelled Ray task: no training is left running behind
                 kill_group(process)
                 raise
@@ -152,14 +157,18 @@ def failure_record(spec: RunSpec, status: str, error: str, result: WorkerResult 
 _disturbed_probes: dict[tuple[str, int], dict[str, Any]] = {}
 
 
-def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False) -> dict[str, Any] | None:
+def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False,
+                on_event: OnEvent | None = None) -> dict[str, Any] | None:
     """The cached GEMM probe for this machine/device/threads, measured in a worker process when absent (or `force`);
     None when the probe process failed. `cached` says which it is; an "unavailable" entry (no such device) and a
     disturbed one (contention while it ran) are returned but never cached."""
     machine_id = fingerprint().machine_id
-    entry = None if force else probe.cached(machine_id, device, threads) or _disturbed_probes.get((device, threads))
-    if entry is not None:
-        return {**entry, "cached": not entry.get("disturbed")}
+    if not force and (entry := probe.cached(machine_id, device, threads)) is not None:
+        return {**entry, "cached": True}
+    if not force and (entry := _disturbed_probes.get((device, threads))) is not None:
+        return {**entry, "cached": False}
+    if on_event:
+        on_event({"phase": "probe", "device": device})
     env = case_env(RunSpec(framework="torch", model="dense", device=device, threads=threads))
     result = run_worker({"probe": {"device": device, "threads": threads}}, env, timeout_s)
     if result.output is None:
@@ -172,9 +181,10 @@ def probe_entry(device: str, threads: int, timeout_s: float, force: bool = False
     return {**entry, "cached": False}
 
 
-def peak_flops(spec: RunSpec, timeout_s: float) -> tuple[float | None, str | None, dict[str, Any] | None]:
+def peak_flops(spec: RunSpec, timeout_s: float,
+               on_event: OnEvent | None = None) -> tuple[float | None, str | None, dict[str, Any] | None]:
     """(GEMM peak, its dtype, the probe's provenance) for the spec's precision, probing in a worker process when not cached."""
-    entry = probe_entry(spec.device, spec.threads, timeout_s)
+    entry = probe_entry(spec.device, spec.threads, timeout_s, on_event=on_event)
     if entry is None:
         return None, None, None
     peak, dtype = probe.peak_for(entry, spec.precision)
@@ -192,8 +202,15 @@ def no_gpu_reason() -> str | None:
     return "NVML lists no GPU"
 
 
-def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True) -> RunRecord:
-    """One case in one fresh process; whatever happens, a RunRecord comes back."""
+def present_devices() -> list[str]:
+    """The devices this machine really has: cpu always, cuda when NVML lists a GPU (what `--device auto` means)."""
+    return ["cpu"] if no_gpu_reason() else ["cpu", "cuda"]
+
+
+def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True,
+             on_event: OnEvent | None = None) -> RunRecord:
+    """One case in one fresh process, its progress events handed to `on_event` as they come; whatever happens, a
+    RunRecord comes back."""
     if spec.unsupported_reason:
         return failure_record(spec, "skipped", spec.unsupported_reason, None)
     if spec.device == "cuda" and (reason := no_gpu_reason()):
@@ -201,12 +218,12 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         return failure_record(spec, "skipped", f"cuda unavailable: {reason}", None)
     if reason := devices_missing_reason(spec):
         return failure_record(spec, "skipped", reason, None)
-    peak, peak_dtype, peak_probe = peak_flops(spec, timeout_s)
+    peak, peak_dtype, peak_probe = peak_flops(spec, timeout_s, on_event)
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
     }
-    result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec))
+    result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec), on_event)
     if result.timed_out:
         return failure_record(spec, "timeout", f"killed after --timeout {timeout_s:g} s; raise --timeout or use --limit", result)
     if result.output is None:
@@ -215,6 +232,9 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
         record = RunRecord.model_validate(result.output)
     except ValidationError as exc:
         return failure_record(spec, "error", f"worker wrote an invalid record: {exc.errors()[0]['msg']}", result)
+    # The worker's own output (framework start-up and log lines) is never shown while it runs; the record keeps it,
+    # ahead of any traceback the worker stored.
+    record.stderr_tail = (result.stderr_tail + (record.stderr_tail or ""))[-STDERR_TAIL_CHARS:] or None
     if record.status == "error" and looks_like_oom((record.error or "") + (record.stderr_tail or "")):
         record.error = f"{record.error} — {OOM_HINT}"
     record.peak_probe = PeakProbe.model_validate(peak_probe) if peak_probe else None
@@ -236,8 +256,9 @@ class PlanOutcome:
 
 
 def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
-    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
-    filled = with_scaling_efficiency(outcome.records)
+    """Rewrite the N-device records whose 1-device case ran in this plan (or finished before --resume), now carrying
+    their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.already_done + outcome.records)[len(outcome.already_done):]
     for index, (before, after) in enumerate(zip(outcome.records, filled)):
         if after is not before:
             write_record(after, results_dir)  # same file name: the record is replaced atomically

@@ -22,10 +22,12 @@ from suite.core.models import forward_flops_per_sample, train_flops_per_sample
 from suite.core.spec import RunSpec
 from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
-from suite.record.schema import EpochStats, InferenceStats, Machine, RunRecord
+from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
 from suite.run.case import CaseSetup, torchrun_rank
+from suite.run.events import EventSink
 from suite.run.launch import die_with_parent
+from suite.run.watch import EpochWatch, SteadySpan
 
 STEP_TIMING_STEPS = 30
 INFERENCE_BUDGET_S = 1.0
@@ -65,12 +67,14 @@ class Case:
         )
         self.data_dir = data_dir
         self.setup = CaseSetup(spec)
+        self.events = EventSink.from_env()
+        self.in_epoch: SteadySpan | None = None
 
     def run(self) -> RunRecord:
         """Set up, train, evaluate and profile; the record says how far it got."""
         spec, rec, setup = self.spec, self.record, self.setup
         try:
-            setup.open(self.data_dir)
+            setup.open(self.data_dir, self.events)
         finally:
             rec.framework_info, rec.import_s, rec.build_s = setup.framework_info, setup.import_s, setup.build_s
             rec.host_rss_baseline_bytes = setup.host_rss_baseline_bytes
@@ -106,9 +110,7 @@ class Case:
         host = HostSampler() if rec.monitoring else nullcontext()
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
-                t0 = time.perf_counter()
-                loss, accuracy = self.setup.train_epoch(epoch)
-                train_s = time.perf_counter() - t0
+                loss, accuracy, train_s = self._epoch(epoch, n_train)
                 if not math.isfinite(loss):
                     rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
                     rec.status, rec.diverged_epoch = "diverged", epoch
@@ -119,6 +121,8 @@ class Case:
                     epoch=epoch, train_loss=loss, train_accuracy=accuracy, val_loss=val_loss,
                     val_accuracy=float(np.mean(val_pred == prepared.y_val)), train_s=train_s,
                 ))
+                self.events.emit("epoch", epoch=epoch, epochs=spec.epochs, loss=loss, val_accuracy=rec.history[-1].val_accuracy,
+                                 train_s=train_s, samples_per_s=n_train / train_s)
                 if spec.early_stopping is not None:
                     if val_loss < best_loss:
                         best_loss, best_state, bad_epochs, rec.best_epoch = val_loss, backend.snapshot(), 0, epoch
@@ -135,6 +139,18 @@ class Case:
         rec.global_batch_size, rec.lr_effective = spec.global_batch_size, spec.effective_lr
         self._throughput()
 
+    def _epoch(self, epoch: int, n_train: int) -> tuple[float, float, float]:
+        """One timed training epoch, watched step by step; a 1-epoch case also times its steady span."""
+        backend = self.setup.backend
+        watch = EpochWatch(self.events, epoch, self.spec.epochs, n_train, self.spec.global_batch_size,
+                           sync=backend.sync if self.spec.epochs == 1 else None)
+        t0 = time.perf_counter()
+        loss, accuracy = self.setup.train_epoch(epoch, watch)
+        t1 = time.perf_counter()
+        if self.spec.epochs == 1:
+            self.in_epoch = watch.steady(t1)
+        return loss, accuracy, t1 - t0
+
     def _throughput(self) -> None:
         rec = self.record
         epoch_s = [h.train_s for h in rec.history]
@@ -145,6 +161,12 @@ class Case:
             rec.steady_epoch_s = float(np.median(epoch_s[1:]))
             rec.warmup_s = rec.first_epoch_s - rec.steady_epoch_s
             rec.train_steady_samples_per_s = rec.train_samples / rec.steady_epoch_s
+        elif self.in_epoch is not None:
+            rec.in_epoch_warmup_steps, rec.in_epoch_timed_steps = self.in_epoch.first_step, self.in_epoch.steps
+            rec.in_epoch_steady_s = self.in_epoch.seconds
+            rec.train_steady_samples_per_s = self.in_epoch.samples_per_s
+            rec.time_scopes["train_steady_samples_per_s"] = IN_EPOCH_STEADY_SCOPE
+        if rec.train_steady_samples_per_s:
             rec.global_steady_samples_per_s = rec.train_steady_samples_per_s
             rec.per_rank_steady_samples_per_s = rec.train_steady_samples_per_s / (rec.world_size or 1)
             rec.achieved_train_flops_per_s = rec.train_steady_samples_per_s * rec.train_flops_per_sample
@@ -158,6 +180,7 @@ class Case:
 
     def _test(self, backend: Backend, prepared: data.Prepared) -> None:
         rec = self.record
+        self.events.emit("evaluate")
         loss, predicted = eval_metrics(backend.outputs("test"), prepared.y_test, self.spec.binary)
         matrix = confusion(prepared.y_test, predicted, len(prepared.class_names))
         rec.test_loss = loss
@@ -167,12 +190,14 @@ class Case:
 
     def _profile(self, backend: Backend, sampler: NvmlSampler | None) -> None:
         rec = self.record
+        self.events.emit("step_timing")
         steps, launches = backend.step_times_s(STEP_TIMING_STEPS)
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
         rec.step_launch_ms_p50 = percentile_ms(launches, 50) if launches else None
         step_balance(rec, self.spec)
         with sampler.phase("inference") if sampler else nullcontext():
             for batch_size in self.spec.infer_batch_sizes:
+                self.events.emit("inference", batch_size=batch_size)
                 rec.inference.append(measure_inference(backend, batch_size))
         if sampler:
             rec.gpu_train, rec.gpu_inference = sampler.stats("train"), sampler.stats("inference")

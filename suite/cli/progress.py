@@ -1,0 +1,197 @@
+"""What `fashionbench run` shows while a plan runs: a live rich display on a terminal, plain lines elsewhere, or nothing.
+
+Every view gets the same three calls from the runner: a case starts, its worker reports an event, its record is stored.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from suite.core.spec import RunSpec
+from suite.record.schema import RunRecord
+
+PLAIN_STEP_EVERY_S = 15.0  # in a CI log, one in-epoch line per this many seconds is enough
+
+
+def _num(value: float | None, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One human phrase for a worker event."""
+    phase = event.get("phase")
+    if phase == "train":
+        return (f"epoch {event['epoch']}/{event['epochs']} step {event['step']}/{event['steps']} "
+                f"{_num(event.get('samples_per_s'))} samples/s")
+    if phase == "epoch":
+        text = f"epoch {event['epoch']}/{event['epochs']} done: loss {_num(event.get('loss'), '.4f')}"
+        if event.get("val_accuracy") is not None:
+            text += f" val_acc {event['val_accuracy']:.4f}"
+        return f"{text} {_num(event.get('samples_per_s'))} samples/s ({event['train_s']:.1f} s)"
+    if phase == "steady":
+        return f"steady timing from step {event['step']} (first steps are warm-up)"
+    texts = {
+        "probe": f"measuring the {event.get('device')} GEMM peak for MFU (once per machine)",
+        "import": f"importing {event.get('framework')}",
+        "build": "loading data, building the model",
+        "evaluate": "evaluating on the test set",
+        "step_timing": "timing single optimizer steps",
+        "inference": f"inference at batch size {event.get('batch_size')}",
+    }
+    return texts.get(phase, str(phase))
+
+
+def finished_line(index: int, total: int, record: RunRecord) -> str:
+    """One line per finished case."""
+    spec = record.run_spec
+    where = f" on {record.node_kind or 'node'} {record.node_ip} ({(record.node_id or '?')[:8]})" if record.executor == "ray" else ""
+    head = f"[{index}/{total}] {spec.label} seed={spec.seed}{where}: {record.status}"
+    if record.status != "ok":
+        return f"{head} — {record.error}"
+    return (f"{head}  test_acc={_num(record.test_accuracy, '.4f')}  train={_num(record.train_steady_samples_per_s)} "
+            f"samples/s  first_epoch={_num(record.first_epoch_s, '.1f')} s  wall={_num(record.wall_s, '.1f')} s")
+
+
+class Eta:
+    """Plan time left, from the cases that finished. One after another (`case_started` set): mean wall of the cases
+    that ran (skipped ones take no time and would drag it down); in parallel (Ray): plan elapsed per finished case."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.case_started: float | None = None
+        self.walls_s: list[float] = []
+
+    def remaining_s(self, done: int, total: int) -> float | None:
+        """Seconds left: mean case wall × cases not finished, minus what the current case has already taken."""
+        if not self.walls_s or not done:
+            return None
+        now = time.monotonic()
+        if self.case_started is None:
+            return (now - self.started) / done * (total - done)
+        mean = sum(self.walls_s) / len(self.walls_s)
+        return max(0.0, mean * (total - done) - (now - self.case_started))
+
+    def text(self, done: int, total: int) -> str:
+        """`ETA 3:05` or `ETA ?` until a case has finished."""
+        left = self.remaining_s(done, total)
+        return "ETA ?" if left is None else f"ETA {int(left // 60)}:{int(left % 60):02d}"
+
+
+class PlanView:
+    """The calls a view answers; this base shows nothing (--quiet)."""
+
+    def start(self, index: int, total: int, spec: RunSpec) -> None:
+        """A case is about to run."""
+
+    def event(self, event: dict[str, Any]) -> None:
+        """The running case's worker reported progress."""
+
+    def finished(self, index: int, total: int, record: RunRecord) -> None:
+        """A case's record was stored."""
+
+    def close(self) -> None:
+        """The plan is over (or interrupted)."""
+
+
+class PlainView(PlanView):
+    """Plain lines for logs and pipes: phases and epoch ends as they happen, in-epoch steps now and then."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream, self.eta = stream, Eta()
+        self.prefix, self.last_line = "", 0.0
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+        self.last_line = time.monotonic()
+
+    def start(self, index: int, total: int, spec: RunSpec) -> None:
+        """Start line with the plan ETA."""
+        self.eta.case_started = time.monotonic()
+        self.prefix = f"[{index}/{total}] {spec.label} seed={spec.seed}"
+        self._print(f"{self.prefix}: started ({self.eta.text(index - 1, total)})")
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Every phase change; an in-epoch step line at most every PLAIN_STEP_EVERY_S."""
+        if event.get("phase") == "train" and time.monotonic() - self.last_line < PLAIN_STEP_EVERY_S:
+            return
+        self._print(f"{self.prefix}: {describe(event)}")
+
+    def finished(self, index: int, total: int, record: RunRecord) -> None:
+        """The case's one result line."""
+        if record.wall_s and record.status != "skipped":
+            self.eta.walls_s.append(record.wall_s)
+        self._print(finished_line(index, total, record))
+
+
+class LiveView(PlanView):
+    """A rich display on a terminal: the plan (case i/N, elapsed, ETA) and the running case's phase and step bar."""
+
+    def __init__(self, console: Console) -> None:
+        self.eta = Eta()
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console, refresh_per_second=4,
+        )
+        self.plan = self.progress.add_task("plan", total=None, info="")
+        self.case = self.progress.add_task("", total=None, info="", visible=False)
+        self.total = 0
+        self.live = False
+
+    def _show(self) -> None:
+        # Started on the first case, not when made: an error before any case runs leaves the terminal untouched.
+        if not self.live:
+            self.progress.start()
+            self.live = True
+
+    def start(self, index: int, total: int, spec: RunSpec) -> None:
+        """Plan bar to i-1/N, a fresh case row."""
+        self._show()
+        self.total = total
+        self.eta.case_started = time.monotonic()
+        self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index - 1,
+                             info=self.eta.text(index - 1, total))
+        self.progress.reset(self.case, description=f"  {spec.label} seed={spec.seed}", total=None, info="starting",
+                            visible=True)
+
+    def event(self, event: dict[str, Any]) -> None:
+        """In-epoch events move the case bar; the others name the phase."""
+        if event.get("phase") == "train":
+            self.progress.update(self.case, total=event["steps"], completed=event["step"], info=describe(event))
+        elif event.get("phase") == "epoch":
+            task = self.progress.tasks[self.case]
+            self.progress.update(self.case, completed=task.total or 0, info=describe(event))
+        else:
+            self.progress.update(self.case, info=describe(event))
+        done = int(self.progress.tasks[self.plan].completed)
+        self.progress.update(self.plan, info=self.eta.text(done, self.total))
+
+    def finished(self, index: int, total: int, record: RunRecord) -> None:
+        """The case's one result line above the live rows."""
+        self._show()
+        if record.wall_s and record.status != "skipped":
+            self.eta.walls_s.append(record.wall_s)
+        self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index,
+                             info=self.eta.text(index, total))
+        self.progress.console.print(finished_line(index, total, record), highlight=False, markup=False)
+
+    def close(self) -> None:
+        """Stop the live display, leaving the printed lines; safe to call twice."""
+        if self.live:
+            self.progress.update(self.case, visible=False)
+            self.progress.stop()
+            self.live = False
+
+
+def make_view(quiet: bool, stream: IO[str] | None = None) -> PlanView:
+    """Nothing for --quiet, the live display on a terminal, plain lines otherwise (CI, pipes, files)."""
+    stream = stream or sys.stdout
+    if quiet:
+        return PlanView()
+    if stream.isatty():
+        return LiveView(Console(file=stream))
+    return PlainView(stream)
