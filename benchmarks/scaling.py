@@ -21,8 +21,8 @@ class Scaling:
     """Params framework × device × devices; every case (the 1-device references included) is trained once in
     setup_cache by the runner, and each N-device record is given its efficiency against the 1-device one.
 
-    Counts the machine cannot give (more devices than GPUs or cores) are recorded as skipped and show as n/a; the
-    1-device rows track 100 by definition.
+    Counts the machine cannot give (more devices than GPUs or cores) are recorded as skipped and show as n/a, and so
+    do the 1-device rows: they are the reference, and torch's comm share exists only with several ranks.
     """
 
     params = [list(SCALING_AXES.get(name, ())) for name in getattr(plans, "SCALING_PARAM_NAMES", ())]

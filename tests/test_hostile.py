@@ -318,6 +318,27 @@ def test_non_utf8_hostname_gets_a_fingerprint(monkeypatch: pytest.MonkeyPatch):
         machine.fingerprint.cache_clear()
 
 
+UNSHARE_HOSTNAME = """
+import socket, subprocess, sys
+socket.sethostname(b"h\\xffst")  # a UTS namespace of its own: the machine's hostname is untouched
+plan = ["run", "--framework", "torch", "--model", "dense", "--device", "cpu", "--precision", "fp16-mixed", "--results", "r"]
+for args in (plan, ["show", "--results", "r"], ["report", "--results", "r"]):
+    out = subprocess.run([sys.executable, "-m", "suite", *args], capture_output=True, text=True, errors="replace")
+    print(args[0], out.returncode, "Traceback" in out.stderr)
+"""
+
+
+@needs_data
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="a hostname of its own needs root and unshare")
+def test_real_non_utf8_hostname_runs_shows_and_reports(tmp_path: Path):
+    out = subprocess.run(["unshare", "--uts", sys.executable, "-c", UNSHARE_HOSTNAME], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env=dict(os.environ, FASHIONBENCH_CACHE=str(tmp_path / "cache")))
+    assert out.stdout.split() == ["run", "0", "False", "show", "0", "False", "report", "0", "False"], out.stderr
+    (record,), _ = read_store([tmp_path / "r"])
+    assert record.machine.hostname == "h\ufffdst" and "_h-st_" in next((tmp_path / "r").glob("*.json")).name
+    assert [p.name[11:] for p in (tmp_path / "reports").iterdir()] == ["h-st"]
+
+
 def test_ascii_terminal_gets_the_table_not_a_traceback():
     out = run_cli("show", "--results", str(STORE_A), env={"PYTHONIOENCODING": "ascii"})
     assert out.returncode == 0 and "Traceback" not in out.stderr

@@ -126,6 +126,9 @@ class RunSpec:
             return "fp16-mixed needs a CUDA GPU: fp16 autocast/loss scaling on CPU is emulated and not a setting anyone deploys"
         if self.device == "cpu" and self.precision == "tf32":
             return "tf32 is an NVIDIA tensor-core format (Ampere or newer); CPUs have no TF32 mode"
+        if self.devices > 1 and self.compile == "reduce-overhead":
+            return ("--compile reduce-overhead with --devices > 1: CUDA-graph replay and DDP's gradient all-reduce "
+                    "hooks are not combined here; use --compile default or none for data-parallel cases")
         if self.devices > 1 and self.framework == "keras" and self.keras_backend == "torch":
             return ("--devices > 1 on Keras's torch backend: Keras 3 distributes only on JAX (keras.distribution) and "
                     "TensorFlow (tf.distribute); use --keras-backend jax or tensorflow, or --framework torch (DDP)")

@@ -14,7 +14,7 @@ import jinja2
 
 from suite.record.metrics import METRIC_BY_KEY, METRICS
 from suite.record.scaling import with_scaling_efficiency
-from suite.record.store import folder_problem, missing_results, read_store
+from suite.record.store import folder_problem, missing_results, read_store, safe_name
 from suite.report import plots, sanity, scaling, sections
 from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
@@ -44,7 +44,8 @@ class ReportInputs:
 
 def default_out_dir(root: Path = Path("reports")) -> Path:
     """reports/<date>-<host>/ for the machine making the report."""
-    return root / f"{datetime.now().strftime('%Y-%m-%d')}-{socket.gethostname()}"
+    # A hostname is any bytes; the folder name printed and typed back must be plain text.
+    return root / f"{datetime.now().strftime('%Y-%m-%d')}-{safe_name(socket.gethostname(), limit=64)}"
 
 
 def parse_targets(items: list[str]) -> dict[str, float]:

@@ -256,8 +256,9 @@ class PlanOutcome:
 
 
 def _store_scaling_efficiency(outcome: PlanOutcome, results_dir: Path) -> None:
-    """Rewrite the N-device records whose 1-device case ran in this plan, now carrying their scaling efficiency."""
-    filled = with_scaling_efficiency(outcome.records)
+    """Rewrite the N-device records whose 1-device case ran in this plan (or finished before --resume), now carrying
+    their scaling efficiency."""
+    filled = with_scaling_efficiency(outcome.already_done + outcome.records)[len(outcome.already_done):]
     for index, (before, after) in enumerate(zip(outcome.records, filled)):
         if after is not before:
             write_record(after, results_dir)  # same file name: the record is replaced atomically
