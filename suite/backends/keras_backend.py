@@ -28,7 +28,7 @@ JIT_COMPILE = {"auto": "auto", "on": True, "off": False}
 INSTALL_HINT = {"jax": "pip install jax", "torch": "pip install torch", "tensorflow": "pip install tensorflow"}
 
 
-def _import_frameworks(keras_backend: str, device: str, replicas: int) -> None:
+def _import_frameworks(keras_backend: str, device: str = "cpu", replicas: int = 1) -> None:
     global tf, keras
     os.environ["KERAS_BACKEND"] = keras_backend
     if keras_backend == "jax" and device == "cpu" and replicas > 1:
