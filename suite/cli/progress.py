@@ -66,6 +66,11 @@ class Eta:
         self.case_started: float | None = None
         self.walls_s: list[float] = []
 
+    def finished(self, record: RunRecord) -> None:
+        """Count a finished case's wall time, unless it was skipped without running."""
+        if record.wall_s and record.status != "skipped":
+            self.walls_s.append(record.wall_s)
+
     def remaining_s(self, done: int, total: int) -> float | None:
         """Seconds left: mean case wall × cases not finished, minus what the current case has already taken."""
         if not self.walls_s or not done:
@@ -123,8 +128,7 @@ class PlainView(PlanView):
 
     def finished(self, index: int, total: int, record: RunRecord) -> None:
         """The case's one result line."""
-        if record.wall_s and record.status != "skipped":
-            self.eta.walls_s.append(record.wall_s)
+        self.eta.finished(record)
         self._print(finished_line(index, total, record))
 
 
@@ -173,8 +177,7 @@ class LiveView(PlanView):
     def finished(self, index: int, total: int, record: RunRecord) -> None:
         """The case's one result line above the live rows."""
         self._show()
-        if record.wall_s and record.status != "skipped":
-            self.eta.walls_s.append(record.wall_s)
+        self.eta.finished(record)
         self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index,
                              info=self.eta.text(index, total))
         self.progress.console.print(finished_line(index, total, record), highlight=False, markup=False)
