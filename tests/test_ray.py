@@ -125,7 +125,7 @@ def one_line_error(out: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_unreachable_cluster_and_unknown_kind_fail_in_one_line_before_any_case(cluster: LocalCluster, tmp_path: Path):
+def test_no_ray_unreachable_cluster_and_unknown_kind_fail_in_one_line_before_any_case(cluster: LocalCluster, tmp_path: Path):
     with socket.socket() as closed:  # a port nobody listens on
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
@@ -136,6 +136,9 @@ def test_unreachable_cluster_and_unknown_kind_fail_in_one_line_before_any_case(c
     line = one_line_error(ray_run(cluster, results, "--on", "kindA", "kindZ"))
     assert "no node of kind kindZ" in line and "kindA, kindB" in line and '"kind:kindZ": 1' in line
     assert not results.exists(), "nothing starts for a plan the cluster cannot run"
+    no_ray = {"PYTHONPATH": f"{REPO / 'tests' / 'helpers' / 'no_tensorflow'}:{REPO}", "FASHIONBENCH_BLOCK": "ray"}
+    line = one_line_error(run_cli("run", *TINY, "--executor", "ray", "--results", str(results), env=no_ray))
+    assert "--executor ray needs Ray" in line and "pip install" in line
 
 
 def start_sleeping_run(cluster: LocalCluster, results: Path, *args: str) -> tuple[subprocess.Popen[str], int]:

@@ -85,8 +85,10 @@ def check_reachable(address: str) -> None:
 
 def connect(address: str) -> None:
     """ray.init against an existing cluster, quietly; any failure becomes one ClusterError line."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:  # GPU images often come without it
+        raise ClusterError("--executor ray needs Ray here and on every node: pip install 'ray>=2.40' (core only)") from None
     if address != "auto":
         check_reachable(address)
     try:
