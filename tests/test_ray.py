@@ -152,26 +152,32 @@ def start_sleeping_run(cluster: LocalCluster, results: Path, *args: str) -> tupl
     return driver, int(cluster.pidfile.read_text())
 
 
-def test_interrupt_cancels_running_tasks_and_keeps_finished_records(cluster: LocalCluster, tmp_path: Path):
-    driver, sleeper = start_sleeping_run(cluster, tmp_path, "--on", "kindA", "--seed", str(SLEEP_SEED - 1),
-                                         "--repeats", "2")
+def node_of(cluster: LocalCluster, pid: int):
+    """The cluster node whose raylet is an ancestor of the process (worker → Ray worker → raylet)."""
+    return next(cluster.raylet_pids[p.pid] for p in psutil.Process(pid).parents() if p.pid in cluster.raylet_pids)
+
+
+def test_per_node_2_shares_a_node_and_interrupt_keeps_finished_records(cluster: LocalCluster, tmp_path: Path):
+    driver, sleeper = start_sleeping_run(cluster, tmp_path, "--on", "kindB", "--per-node", "2",
+                                         "--seed", str(SLEEP_SEED - 1), "--repeats", "2")
+    assert cluster.kind_of[node_of(cluster, sleeper).node_id] == "kindB"
     deadline = time.monotonic() + 180
-    while not list(tmp_path.glob("*.json")):  # the healthy case finishes on the other kindA node
+    while not list(tmp_path.glob("*.json")):  # the healthy case finishes beside the sleeper on the one kindB node
         assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
         time.sleep(0.2)
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 130, stderr
     assert "interrupted: 1 finished case(s) kept" in stderr
-    assert [r.spec["seed"] for r in stored(tmp_path)] == [SLEEP_SEED - 1]
+    [kept] = stored(tmp_path)
+    assert kept.spec["seed"] == SLEEP_SEED - 1 and kept.node_kind == "kindB" and kept.per_node == 2
     with contextlib.suppress(psutil.NoSuchProcess):
         psutil.Process(sleeper).wait(timeout=30)  # raises if the cancelled task's worker process lives on
 
 
 def test_a_node_dying_mid_case_retries_it_on_the_other_node_of_its_kind(cluster: LocalCluster, tmp_path: Path):
     driver, sleeper = start_sleeping_run(cluster, tmp_path, "--on", "kindA", "--seed", str(SLEEP_SEED))
-    raylet = next(p.pid for p in psutil.Process(sleeper).parents() if p.pid in cluster.raylet_pids)
-    doomed = cluster.raylet_pids[raylet]
+    doomed = node_of(cluster, sleeper)
     assert cluster.kind_of[doomed.node_id] == "kindA"
     cluster.cluster.remove_node(doomed, allow_graceful=False)
     stdout, stderr = driver.communicate(timeout=240)

@@ -104,7 +104,7 @@ def _runner_up(scored: list[tuple[float, CaseCosts]], fmt: Callable[[float], str
     if len(scored) < 2:
         return "the only candidate with this figure"
     (best, _), (second, row) = scored[0], scored[1]
-    where = f"{row.case.setup_label} on {row.case.machine.hostname} ({row.case.spec.device})"
+    where = f"{row.case.setup_label} on {row.case.where} ({row.case.spec.device})"
     if best > 0 and second / best < 1.005:
         return f"tied with {where} at {fmt(second)}"
     ratio = f", {second / best:.2f}× the best" if best > 0 else ""

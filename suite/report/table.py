@@ -65,7 +65,7 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
     for case in group_cases(with_scaling_efficiency(records)):
         statuses = sorted({r.status for r in case.records})
         row: dict[str, object] = {
-            "host": case.machine.hostname, "framework": case.spec.framework, "model": case.spec.model,
+            "host": case.where, "framework": case.spec.framework, "model": case.spec.model,
             "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
             "status": "ok" if statuses == ["ok"] else ",".join(statuses),
         }
