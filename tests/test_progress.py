@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from suite.cli import build_parser
+from suite.cli.common import UsageError
 from suite.cli.progress import Eta, LiveView, PlainView, PlanView, make_view
 from suite.cli.run import plan_from_args
 from suite.core.spec import RunSpec
@@ -278,6 +279,8 @@ def test_device_auto_is_the_default_and_picks_only_present_devices(monkeypatch: 
     monkeypatch.setattr(runner, "no_gpu_reason", lambda: None)  # a fake machine whose NVML lists a GPU
     assert plan_devices() == ["cpu", "cuda"] == plan_devices("--device", "auto", "cuda")
     assert plan_devices("--quick") == ["cpu"], "the quick matrix stays on cpu"
+    with pytest.raises(UsageError, match="--device 'tpu' is not known; choose from: cpu, cuda, auto"):
+        plan_devices("--device", "auto", "tpu")
 
 
 @needs_data

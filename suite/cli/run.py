@@ -113,6 +113,8 @@ def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
 
 def resolve_devices(names: list[str]) -> list[str]:
     """`auto` stands for the devices this machine really has; explicit names are kept as given."""
+    if unknown := [name for name in names if name not in (*specs.DEVICES, "auto")]:
+        raise UsageError(f"--device {unknown[0]!r} is not known; choose from: {', '.join(specs.DEVICES)}, auto")
     if "auto" not in names:
         return names
     from suite.run.runner import present_devices
