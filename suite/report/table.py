@@ -33,6 +33,15 @@ def probe_notes(records: list[RunRecord]) -> str:
     return "; ".join(sorted({probe_note(r) for r in records if r.mfu_pct is not None})) or "-"
 
 
+def caveat_counts(records: list[RunRecord]) -> str:
+    """The caveats of a case's runs, each with how many runs carry it ("DISTURBED 2/3, negative warm-up 1/3"), or "-"."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for flag in record.caveats:
+            counts[flag] = counts.get(flag, 0) + 1
+    return ", ".join(f"{flag} {n}/{len(records)}" for flag, n in counts.items()) or "-"
+
+
 def frame(records: list[RunRecord]) -> pd.DataFrame:
     """All records as a DataFrame of flat rows."""
     return pd.DataFrame([r.to_row() for r in records])
@@ -42,8 +51,9 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     """One row per run with the headline figures."""
     df = frame(records)
     df["mfu_peak"] = [probe_note(r) for r in records]
+    df["flags"] = [", ".join(r.caveats) or "-" for r in records]
     cols = ["created_utc", "hostname", "framework", "model", "device", "seed", "status", "epochs", "limit",
-            "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "mfu_peak", "error"]
+            "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "mfu_peak", "flags", "error"]
     return df[[c for c in cols if c in df.columns]]
 
 
@@ -67,7 +77,7 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
         row: dict[str, object] = {
             "host": case.where, "framework": case.spec.framework, "model": case.spec.model,
             "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
-            "status": "ok" if statuses == ["ok"] else ",".join(statuses),
+            "status": "ok" if statuses == ["ok"] else ",".join(statuses), "flags": caveat_counts(case.ok),
         }
         for metric in metrics:
             row[metric.key] = _cell(metric, case.stats(metric), raw)
