@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from suite.cli import main
+from suite.record.machines import record_machine_labels
 from suite.report.table import render, runs_table, summary_table
 from tests.test_report import STORE_A, fixture_records, setup_of, with_figures, write_all
 
@@ -33,10 +34,10 @@ def pipe_rows(markdown: str) -> list[list[str]]:
 def test_show_markdown_is_one_pipe_row_per_case_with_shared_facts_said_once(capsys: pytest.CaptureFixture[str]):
     code, out, _ = cli(capsys, "show", "--results", str(STORE_A), "--format", "markdown")
     assert code == 0
-    host = fixture_records()[0].machine.hostname
-    assert out.startswith(f"every row: host {host} · device cpu"), out[:200]
+    (machine,) = record_machine_labels(fixture_records()).values()
+    assert out.startswith(f"every row: machine {machine} · device cpu"), out[:200]
     header, *rows = pipe_rows(out)
-    assert header[:2] == ["framework", "model"] and "test_accuracy" in header and "host" not in header
+    assert header[:2] == ["framework", "model"] and "test_accuracy" in header and "machine" not in header
     assert "mfu_peak" not in header and out.count("MFU against peak") == 1, "the probe note is said once, under the table"
     cases = {r.case_key for r in fixture_records()}
     assert len(rows) == len(cases) and all(len(row) == len(header) for row in rows)
@@ -61,7 +62,7 @@ def test_show_all_json_is_one_item_per_run(capsys: pytest.CaptureFixture[str]):
 
 
 # The columns of CSV/JSON that name a case or a run; every other one is a figure.
-WORDS = {"host", "framework", "model", "device", "variant", "status", "launch", "created_utc", "error", "flags"}
+WORDS = {"machine", "framework", "model", "device", "variant", "status", "launch", "created_utc", "error", "flags"}
 
 
 @pytest.mark.parametrize("rows", [[], ["--all"]], ids=["cases", "runs"])
@@ -125,7 +126,8 @@ def test_terminal_table_says_shared_facts_once_and_notes_what_cells_point_to():
     records = fixture_records()
     text = render(summary_table(records), "table", None)
     lines = text.splitlines()
-    assert lines[0].startswith(f"every row: host {records[0].machine.hostname} · device cpu · batch 128"), lines[0]
+    (machine,) = record_machine_labels(records).values()
+    assert lines[0].startswith(f"every row: machine {machine} · device cpu · batch 128"), lines[0]
     assert text.count("MFU against peak") == 1 and " [1]" in text
     assert "no figure in any row:" in text and "scaling_efficiency_pct" in text
     narrow = render(summary_table(records), "table", 80)

@@ -41,6 +41,13 @@ TIME_SCOPES = {
                                "median over its runs; null until that case is recorded"),
     "comm_share_pct": ("torch DDP's own sampled step timings: all-reduce time not hidden behind backward / (forward + "
                        "backward + that all-reduce time); null where the framework exposes no such timing"),
+    "floor_step_ms": ("the launch-free floor: a copy of the case's model and optimizer, its whole training step (forward, "
+                      "loss, backward, Adam) captured once as a CUDA graph on one fixed batch of the case's size and "
+                      "replayed floor_replays times back to back, device synchronised at both ends; ms per replay"),
+    "step_over_floor": ("sync_free_step_ms (else the in-epoch steady step) / floor_step_ms: 1.0 = no launch overhead left; "
+                        "below 1.0 a compiled variant's fused kernels beat the eager kernels the floor captures"),
+    "kernel_busy_pct": ("over profiled_steps steady steps under torch.profiler (JAX: jax.profiler), the share of their wall "
+                        "time during which at least one GPU kernel ran (union of kernel intervals / window)"),
     "process_wall_s": ("the worker process from start to exit, seen by the runner: interpreter start, imports, the case, "
                        "writing its record (wall_s starts after the worker's imports)"),
 }
@@ -167,6 +174,19 @@ class RunRecord(BaseModel):
     synced_step_ratio: float | None = None  # step_time_ms_p50 / sync_free_step_ms: what waiting for the device costs
     launch_bound: bool | None = None  # CUDA only: launching a step takes most of the step (see worker.LAUNCH_BOUND_SHARE)
     train_data_device: str | None = None  # where the training tensors live, read from the tensor itself after loading
+    # Launch overhead measured, not assumed (CUDA; TIME_SCOPES and docs/gpu-speed.md): the launch-free floor of the
+    # same model and batch, and what the profiler saw over the case's own steady steps.
+    floor_step_ms: float | None = None
+    floor_replays: int | None = None
+    floor_note: str | None = None  # what the floor leaves out or why it was not measured
+    step_over_floor: float | None = None
+    profiled_steps: int | None = None
+    kernel_busy_pct: float | None = None
+    gpu_kernels_per_step: float | None = None  # kernels that ran on the GPU, per step
+    kernel_launches_per_step: float | None = None  # kernel launch API calls made by the host, per step
+    graph_launches_per_step: float | None = None  # CUDA graph launch API calls made by the host, per step
+    profile_note: str | None = None  # why a profile figure is missing
+    trace_file: str | None = None  # the Chrome/Perfetto trace of the profiled steps (--trace), relative to the record
 
     test_accuracy: float | None = None
     test_loss: float | None = None

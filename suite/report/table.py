@@ -18,6 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from suite.record.machines import record_machine_labels
 from suite.record.metrics import Metric, shown_in, time_to_target_metric
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
@@ -26,17 +27,17 @@ from suite.report.cases import group_cases, launch_hint
 
 MISSING = "-"
 # Columns that name a row's case or its runs rather than measure it: hoisted above the table when every row agrees.
-IDENTITY = ("host", "framework", "model", "device", "variant", "batch", "runs", "status", "seed", "epochs", "limit",
+IDENTITY = ("machine", "framework", "model", "device", "variant", "batch", "runs", "status", "seed", "epochs", "limit",
             "created_utc", "launch", "error")
 # The terminal's columns, most useful first: which case, then what a reader compares. Metrics not named here (new
 # ones) follow in registry order, then the LAST ones; TIME_TO stands for every time_to_<target>_s column.
 TIME_TO = "time_to_*"
-PRIORITY = ("framework", "model", "device", "variant", "host", "status", "test_accuracy", "train_samples_per_s",
+PRIORITY = ("framework", "model", "device", "variant", "machine", "status", "test_accuracy", "train_samples_per_s",
             "infer_samples_per_s", "latency_p50_ms", "mfu_pct", TIME_TO, "first_epoch_s", "scaling_efficiency_pct",
             "rss_peak_mib", "steady_epoch_s")
 LAST = ("batch", "runs", "seed", "epochs", "limit", "created_utc", "launch", "error")
 # Prose columns wrap at this many characters instead of widening the table (a variant can name four settings).
-WRAP_AT = {"variant": 24, "error": 60, "host": 24}
+WRAP_AT = {"variant": 24, "error": 60, "machine": 28}
 
 
 class Notes:
@@ -120,7 +121,7 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
     for case in group_cases(with_scaling_efficiency(records)):
         statuses = sorted({r.status for r in case.records})
         row: dict[str, Any] = {
-            "host": case.where, "framework": case.spec.framework, "model": case.spec.model,
+            "machine": case.where, "framework": case.spec.framework, "model": case.spec.model,
             "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
             "status": "ok" if statuses == ["ok"] else ",".join(statuses),
         }
@@ -137,12 +138,12 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
 
 def runs_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
     """One row per run: when and where, the case, its status, the figures of the `table` view, its error."""
-    rows, notes = [], Notes()
+    rows, notes, machines = [], Notes(), record_machine_labels(records)
     for record in with_scaling_efficiency(records):
         spec = record.run_spec
         row: dict[str, Any] = {
             "created_utc": record.created_utc if raw else record.created_utc[:16].replace("T", " "),
-            "host": record.machine.hostname, "framework": spec.framework, "model": spec.model, "device": spec.device,
+            "machine": machines[record.machine.machine_id], "framework": spec.framework, "model": spec.model, "device": spec.device,
             "variant": record.to_row()["variant"], "seed": spec.seed, "status": record.status, "epochs": spec.epochs,
             "limit": spec.limit if raw or spec.limit is not None else MISSING,
         }
