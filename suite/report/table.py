@@ -262,6 +262,8 @@ def terminal(df: pd.DataFrame, width: int | None, ascii_only: bool = False) -> s
         notes.append(f"no figure in any row: {', '.join(empty)}")
     if hidden:
         notes.append(f"left out to fit {width} columns (--wide shows them): {', '.join(hidden)}")
-    if width:
-        notes = [textwrap.fill(note, width, subsequent_indent="    ", break_on_hyphens=False) for note in notes]
-    return "\n".join(filter(None, [_facts_line(shared), table, *notes]))
+    above = [_facts_line(shared)]
+    if width:  # the table fits by its columns; the prose around it wraps
+        above, notes = ([textwrap.fill(line, width, subsequent_indent="    ", break_on_hyphens=False) for line in lines]
+                        for lines in (above, notes))
+    return "\n".join(filter(None, [*above, table, *notes]))
