@@ -10,10 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+from suite.record.scaling import impossible_efficiency
 from suite.record.schema import DISTURBED_LOST_PCT, RunRecord
 from suite.record.stats import time_to_accuracy_s
 
 MIB = 2**20
+IMPOSSIBLE_MARK = "(impossible)"  # after a value its metric's `impossible` check refuses; the reason is said once nearby
 View = Literal["summary", "frameworks", "variants", "table"]
 # Where a metric is shown besides compare and summary.csv, which take every metric:
 #   summary    the report's per-task summary table (and its "not measured" list)
@@ -41,6 +43,9 @@ class Metric:
     aliases: tuple[str, ...] = ()  # earlier keys, still accepted by `compare --metric/--threshold`
     asv: tuple[str, ...] = ()  # the asv track_* methods that report it (asv keys history by these names)
     doc: str = ""  # one sentence: what is measured and how (asv shows it beside the track)
+    # Why a value cannot be a true measurement of this figure (None: it can): such a value is marked wherever it is
+    # shown (`shown`), left out of CSV/JSON and reported to asv as n/a.
+    impossible: Callable[[float], str | None] | None = None
 
     def better(self, a: float, b: float) -> bool:
         """True when a is strictly better than b."""
@@ -49,6 +54,14 @@ class Metric:
     def format(self, value: float | None) -> str:
         """The value in this metric's format, '—' when missing."""
         return "—" if value is None or not math.isfinite(value) else format(value, self.fmt)
+
+    def flag(self, value: float | None) -> str | None:
+        """Why this value of the figure cannot be right, or None."""
+        return self.impossible(value) if self.impossible and value is not None and math.isfinite(value) else None
+
+    def shown(self, value: float | None) -> str:
+        """The value as a table cell: formatted, with IMPOSSIBLE_MARK when it cannot be a true measurement."""
+        return f"{self.format(value)} {IMPOSSIBLE_MARK}" if self.flag(value) else self.format(value)
 
 
 def _infer_largest(record: RunRecord) -> float | None:
@@ -170,7 +183,7 @@ METRICS: tuple[Metric, ...] = (
            asv=("track_mfu_pct",),
            doc="Model FLOP/s in steady-state training as a percentage of the device's GEMM peak in the case's precision.", timing=True),
     Metric("scaling_efficiency_pct", "scaling efficiency %", "%", True, ".0f", lambda r: r.scaling_efficiency_pct,
-           gate=False, views=frozenset({"table"}), asv=("track_scaling_efficiency_pct",),
+           gate=False, views=frozenset({"table"}), asv=("track_scaling_efficiency_pct",), impossible=impossible_efficiency,
            doc="Global steady samples/s on N replicas / (N x the 1-device case's); 100 is linear scaling.", timing=True),
     Metric("comm_share_pct", "comm share %", "%", False, ".0f", lambda r: r.comm_share_pct, gate=False,
            asv=("track_comm_share_pct",),

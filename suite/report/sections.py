@@ -55,10 +55,11 @@ def cell(case: Case, metric: Metric, best: dict[str, float]) -> dict[str, Any]:
     if stats is None:
         return {"text": "—", "spread": "", "best": False, "title": "not measured", "value": None}
     is_best = metric.key in best and math.isclose(stats.median, best[metric.key], rel_tol=1e-12, abs_tol=0.0)
-    return {"text": metric.format(stats.median) + (f" {BEST_MARK}" if is_best else ""),
+    flag = metric.flag(stats.median)
+    return {"text": metric.shown(stats.median) + (f" {BEST_MARK}" if is_best else ""),
             "spread": f"±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "", "best": is_best, "value": stats.median,
             "title": f"median {metric.format(stats.median)}, min {metric.format(stats.min)}, "
-                     f"max {metric.format(stats.max)}, n={stats.n}",
+                     f"max {metric.format(stats.max)}, n={stats.n}" + (f" — {flag}" if flag else ""),
             "note": probe_notes(case.ok) if metric.key == "mfu_pct" else ""}
 
 
@@ -148,7 +149,7 @@ def _disturbed_text(by_fw: dict[str, Case], metric: Metric) -> str | None:
 
 
 def _median_spread(metric: Metric, stats: Any) -> str:
-    return metric.format(stats.median) + (f" ±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "")
+    return metric.shown(stats.median) + (f" ±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "")
 
 
 def _margin(metric: Metric, best: float, other: float) -> str:
