@@ -1,4 +1,4 @@
-"""`fashionbench compare`: two result sets case by case; exit 1 on a regression (the CI gate)."""
+"""`fashionbench compare`: two result sets case by case; exit 1 on a regression, 3 when only inconclusive (the CI gate)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 HELP = "compare two result sets case by case; exit 1 on a regression, 3 when only inconclusive (CI gate)"
-EXIT_CODES = {1: "a regression beyond its threshold, or a case that stopped working (the CI gate)"}
+EXIT_CODES = {1: "a regression beyond its threshold, or a case that stopped working (the CI gate)",
+              3: "nothing regressed or broke, but a gated figure could not be judged (noise, DISTURBED runs)"}
 
 
 def add_arguments(compare: argparse.ArgumentParser) -> None:

@@ -107,14 +107,18 @@ def known_noise_test(base: Sequence[float], new: Sequence[float], higher_is_bett
                     len(base), len(new))
 
 
+def rank_repeats(level: float) -> int:
+    """The fewest runs a side with which Mann–Whitney can reach `level` at all."""
+    return next(n for n in range(2, 10_000) if rank_floor(n, n) <= level)
+
+
 def repeats_needed(sd: float, change_pct: float, level: float, power: float = POWER) -> int:
     """Runs per side for a one-sided test at `level` to detect a change of `change_pct` with `power` (normal
     approximation, Mann–Whitney's 3/π efficiency and its floor included)."""
     effect = math.log1p(change_pct / 100.0)
     z = float(stats.norm.isf(level) + stats.norm.isf(1 - power))
     parametric = math.ceil(2 * (z * sd / effect) ** 2 / (3 / math.pi))
-    floor = next(n for n in range(2, 64) if rank_floor(n, n) <= level)
-    return max(parametric, floor, 2)
+    return max(parametric, rank_repeats(level))
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[bool]:

@@ -320,6 +320,13 @@ def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: li
     return "\n".join(lines)
 
 
+def exit_code(comparison: Comparison, failures: list[str]) -> int:
+    """1 on a regression or a failure, else 3 when a figure was inconclusive, else 0."""
+    if comparison.regressions or failures:
+        return EXIT_REGRESSION
+    return EXIT_INCONCLUSIVE if comparison.inconclusive else EXIT_OK
+
+
 def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str],
         allow_missing: bool = False, fmt: str = "table", alpha: float = GATE_ALPHA,
         calibration: Path | None = None) -> tuple[str, list[str], int]:
@@ -339,7 +346,6 @@ def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: l
         raise CompareError(f"BASE and NEW share no case with ok runs ({len(comparison.only_base)} only in BASE, "
                            f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
     failures = gate_failures(comparison, new_problems, allow_missing)
-    code = (EXIT_REGRESSION if comparison.regressions or failures else
-            EXIT_INCONCLUSIVE if comparison.inconclusive else EXIT_OK)
+    code = exit_code(comparison, failures)
     formatter = format_markdown if fmt == "markdown" else format_table
     return formatter(comparison, thresholds, failures), base_problems + new_problems, code
