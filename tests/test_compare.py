@@ -130,7 +130,7 @@ def test_other_machine_falls_back_to_case_key_and_says_so(tmp_path: Path, capsys
     new = write_all([with_machine(r, **BOX2) for r in fixture_records()], tmp_path / "box2")
     code, out, _ = run(capsys, str(STORE_A), str(new))
     assert code == 0
-    assert out.startswith("note: BASE (vm) and NEW (box-2) share no machine")
+    assert out.startswith("note: BASE (vm (AMD EPYC, 2 cores)) and NEW (box-2 (Test CPU (box-2), 2 cores)) share no machine")
     assert {r[0] for r in table_rows(out)} == {setup_of(r) for r in fixture_records()}
 
 

@@ -33,7 +33,7 @@ def test_show_markdown_is_one_pipe_row_per_case(capsys: pytest.CaptureFixture[st
     code, out, _ = cli(capsys, "show", "--results", str(STORE_A), "--format", "markdown")
     assert code == 0
     header, *rows = pipe_rows(out)
-    assert header[:3] == ["host", "framework", "model"] and "test_accuracy" in header
+    assert header[:3] == ["machine", "framework", "model"] and "test_accuracy" in header
     cases = {r.case_key for r in fixture_records()}
     assert len(rows) == len(cases) and all(len(row) == len(header) for row in rows)
 

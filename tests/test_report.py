@@ -27,6 +27,7 @@ import pytest
 from suite.cli import main
 from suite.core.spec import RunSpec
 from suite.measure.probe import PEAK_DTYPE
+from suite.record.machines import base_label
 from suite.record.metrics import METRIC_BY_KEY
 from suite.record.schema import EpochStats, GpuStats, RunRecord
 from suite.record.store import read_store, write_record
@@ -40,8 +41,10 @@ from tests.conftest import REPO
 
 STORE_A = Path(__file__).resolve().parent / "fixtures" / "store_a"
 XSS = "<script>alert(1)</script>"
+XSS_AT = f"{XSS} (AMD EPYC, 2 cores)"  # the hostile machine's label: its hostname is the script
 COMMIT_XSS = "<b>bold</b> & <script>x</script> drop accuracy"
 BOX2 = {"machine_id": "b0x2b0x2b0x2", "hostname": "box-2", "cpu_model": "Test CPU (box-2)"}
+VM, BOX = "vm (AMD EPYC, 2 cores)", "box-2 (Test CPU (box-2), 2 cores)"  # the two machines' labels (record.machines)
 PRICES_YAML = "# USD per hour\nvm: 0.40\nbox-2/cpu: 1.10\n"
 PRICES = {"vm": 0.40, "box-2/cpu": 1.10}
 TARGET = 0.7
@@ -306,7 +309,7 @@ def section(built: Built, name: str) -> Node:
 def label_runs(built: Built, label: str) -> list[RunRecord]:
     """The ok runs behind a table label like 'torch/dense/cpu @box-2'."""
     setup, _, host = label.partition(" @")
-    runs = [r for r in built.ok if setup_of(r) == setup.split()[0] and r.machine.hostname == host]
+    runs = [r for r in built.ok if setup_of(r) == setup.split()[0] and base_label(r.machine) == host]
     assert runs, label
     return runs
 
@@ -338,9 +341,9 @@ def test_strings_from_result_files_are_escaped(built: Built):
     failed = section(built, "summary").find("h3", id="not-ok")
     table = next(t for t in section(built, "summary").find_all("table") if "error" in t.rows()[0])
     (row,) = table.records()
-    assert row["status"] == "error" and row["error"] == XSS and row["host"] == XSS and row["stderr (tail)"] == XSS
+    assert row["status"] == "error" and row["error"] == XSS and row["host"] == XSS_AT and row["stderr (tail)"] == XSS
     assert "Runs not ok (1)" in failed.text
-    assert XSS in [m["host"] for m in section(built, "environment").find("table", class_="env-machines").records()]
+    assert XSS_AT in [m["machine"] for m in section(built, "environment").find("table", class_="env-machines").records()]
     assert XSS in section(built, "environment").find("table", class_="versions").text
     assert all(XSS not in t.text for t in section(built, "summary").find_all("table", class_="summary"))
     assert "&lt;img src=x onerror=alert(1)&gt;" in built.html
@@ -364,7 +367,7 @@ def test_page_is_offline_and_images_are_embedded_pngs(built: Built):
 def test_summary_cells_are_medians_with_best_marked(built: Built):
     table = section(built, "summary").find("table", data_task="10-class")
     rows = table.records()
-    assert {r["case"] for r in rows} == {f"{setup_of(r)} @{r.machine.hostname}" for r in built.ok
+    assert {r["case"] for r in rows} == {f"{setup_of(r)} @{base_label(r.machine)}" for r in built.ok
                                          if r.spec["model"] != "binary"}
     for header, field_name, fmt in (("test accuracy", "test_accuracy", ".4f"),
                                     ("train samples/s", "train_steady_samples_per_s", ",.0f")):
@@ -423,8 +426,8 @@ def test_course_claims_have_measured_figures_and_verdicts(built: Built):
 
 def test_frameworks_side_by_side_table(built: Built):
     rows = section(built, "frameworks").find("table", class_="side-by-side").records()
-    row = next(r for r in rows if r["model / device"] == "dense/cpu @vm" and r["figure"] == "train samples/s")
-    medians = {fw: float(np.median([r.train_steady_samples_per_s for r in label_runs(built, f"{fw}/dense/cpu @vm")]))
+    row = next(r for r in rows if r["model / device"] == f"dense/cpu @{VM}" and r["figure"] == "train samples/s")
+    medians = {fw: float(np.median([r.train_steady_samples_per_s for r in label_runs(built, f"{fw}/dense/cpu @{VM}")]))
                for fw in ("torch", "keras")}
     for fw, value in medians.items():
         assert row[fw].startswith(f"{value:,.0f}")
@@ -436,7 +439,7 @@ def test_frameworks_side_by_side_table(built: Built):
 
 def test_pareto_front_lists_undominated_cases(built: Built):
     rows = section(built, "accuracy-vs-speed").find("table", data_task="10-class").records()
-    labels = {f"{setup_of(r)} @{r.machine.hostname}" for r in built.ok if r.spec["model"] != "binary"}
+    labels = {f"{setup_of(r)} @{base_label(r.machine)}" for r in built.ok if r.spec["model"] != "binary"}
     point = {lab: (np.median([r.train_steady_samples_per_s for r in label_runs(built, lab)]),
                    np.median([r.test_accuracy for r in label_runs(built, lab)])) for lab in labels}
     front = {a for a, (x, y) in point.items()
@@ -609,12 +612,12 @@ def test_per_class_table_and_confusion_matrices(built: Built):
             assert row[col] == f"{np.median([r.per_class_accuracy[i] for r in runs]):.3f}"
     captions = [f.text for f in part.find_all("figcaption") if "Most confused" in f.text]
     assert len(captions) == len({(r.case_key, r.machine.machine_id) for r in built.ok})
-    runs = label_runs(built, "torch/dense/cpu @vm")
+    runs = label_runs(built, f"torch/dense/cpu @{VM}")
     counts = np.sum([np.asarray(r.confusion_matrix) for r in runs], axis=0)
     off = counts / counts.sum(axis=1, keepdims=True)
     np.fill_diagonal(off, -1)
     i, j = np.unravel_index(np.argmax(off), off.shape)
-    caption = next(c for c in captions if c.startswith("torch/dense/cpu @vm"))
+    caption = next(c for c in captions if c.startswith(f"torch/dense/cpu @{VM}"))
     assert f"{names[i]} → {names[j]}: {100 * off[i, j]:.1f}% of {names[i]}" in caption
 
 
@@ -658,7 +661,7 @@ def test_cost_and_energy_arithmetic():
 
 def picked(cases: list, rec) -> Any:
     """The case a recommendation names (setup plus the machine's host)."""
-    (case,) = [c for c in cases if c.setup_label == rec.setup and rec.machine.startswith(f"{c.machine.hostname} (")]
+    (case,) = [c for c in cases if c.setup_label == rec.setup and rec.machine == f"{c.where} on {c.spec.device}"]
     return case
 
 
@@ -674,7 +677,7 @@ def test_recommendations_come_from_measured_figures():
     usd = {c.label: np.median([tta(r, TARGET) * PRICES["vm" if c.machine.hostname == "vm" else "box-2/cpu"] / 3600
                                for r in c.ok]) for c in cases}
     assert math.isclose(usd[picked(cases, cheapest).label], min(usd.values()))
-    assert cheapest.machine.startswith("vm (cpu")  # box-2 has the same speed at a higher price
+    assert cheapest.machine == f"{VM} on cpu"  # box-2 has the same speed at a higher price
     assert energy.machine == NOT_MEASURED and "no GPU energy" in energy.why
     p50 = {c.label: np.median([min(r.inference, key=lambda i: i.batch_size).latency_ms_p50 for r in c.ok]) for c in cases}
     assert math.isclose(p50[picked(cases, latency).label], min(p50.values()))
@@ -693,26 +696,26 @@ def test_a_ray_machine_kind_is_a_place_of_its_own_priced_and_named_by_kind():
     one = next(r for r in fixture_records() if r.spec["device"] == "cpu" and r.status == "ok")
     runs = [one.model_copy(update={"executor": "ray", "node_kind": kind, "run_id": kind}) for kind in ("kindA", "kindB")]
     cases = group_cases(runs)  # two kinds on one host (a local cluster): two cases, one per kind
-    assert [c.label.rsplit("@", 1)[1] for c in cases] == [f"{one.machine.hostname}/kindA", f"{one.machine.hostname}/kindB"]
+    assert [c.label.rsplit("@", 1)[1] for c in cases] == [f"{base_label(one.machine)}/kindA", f"{base_label(one.machine)}/kindB"]
     case = cases[1]
     prices = {"cpu": 0.1, "kind:kindB": 0.7, "kind:kindA": 9.0}
     assert price_for(prices, case.machine, "cpu", "kindB").key == "kind:kindB"  # kind beats device
     assert price_for({**prices, case.machine.hostname: 0.2}, case.machine, "cpu", "kindB").usd_per_hour == 0.2
     assert case_costs(case, prices, 0.5).price.key == "kind:kindB"
-    assert "; kind kindB;" in machine_name(case)
+    assert machine_name(case) == f"{base_label(one.machine)}/kindB on cpu"
 
 
 def test_hardware_section_merges_machines_and_prices_them(built: Built):
     part = section(built, "hardware")
-    assert {m["host"] for m in part.find("table", class_="machines").records()} == {"vm", "box-2", XSS}
+    assert {m["machine"] for m in part.find("table", class_="machines").records()} == {VM, BOX, XSS_AT}
     costs = {r["case"]: r for r in part.find("table", class_="costs").records()}
-    for label, key, usd in (("torch/dense/cpu @vm", "vm", 0.40), ("torch/dense/cpu @box-2", "box-2/cpu", 1.10)):
+    for label, key, usd in ((f"torch/dense/cpu @{VM}", "vm", 0.40), (f"torch/dense/cpu @{BOX}", "box-2/cpu", 1.10)):
         runs = label_runs(built, label)
         assert costs[label]["price key"] == key and float(costs[label]["$/h"]) == usd
         assert costs[label]["$ / epoch"] == f"{np.median([r.steady_epoch_s for r in runs]) * usd / 3600:.6f}"
     recs = {r["question"].split(" to ")[0].split(" (")[0]: r
             for r in part.find("table", data_task="10-class").records()}
-    assert recs["Cheapest"]["machine"].startswith("vm (cpu")
+    assert recs["Cheapest"]["machine"] == f"{VM} on cpu"
     assert recs["Most energy-efficient"]["machine"] == NOT_MEASURED
 
 
@@ -750,13 +753,13 @@ def test_asv_reader_is_generic(built: Built, tmp_path: Path):
 def test_environment_lists_versions_threads_and_not_measured(built: Built):
     part = section(built, "environment")
     header = part.find("table", class_="versions").rows()[0]
-    assert header[0] == "package" and set(header[1:]) == {"vm", "box-2", XSS}
+    assert header[0] == "package" and set(header[1:]) == {VM, BOX, XSS_AT}
     threads = part.find("table", class_="threads").records()
     assert all(t["requested"] == str(label_runs(built, t["case"])[0].spec["threads"])
-               for t in threads if t["host"] != XSS)
+               for t in threads if t["host"] != XSS_AT)
     missing = part.find("table", class_="not-measured").records()
     gpu = [m for m in missing if m["figure"] == "GPU util %"]
-    assert {m["host"] for m in gpu} == {"vm", "box-2"} and all("ran on the CPU" in m["why"] for m in gpu)
+    assert {m["host"] for m in gpu} == {VM, BOX} and all("ran on the CPU" in m["why"] for m in gpu)
     assert "first_epoch_s" in part.find("table", class_="time-scopes").text
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from suite.backends.torch_ddp import comm_share_pct
 from suite.core.spec import RunSpec, SpecError, grid
+from suite.record.machines import record_machine_labels
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
 from suite.report.page import ReportInputs, build_report
@@ -184,8 +185,9 @@ def test_efficiency_is_global_over_n_times_the_one_device_median(scaled):
     assert filled[4].scaling_efficiency_pct is None  # its machine has no 1-device run
     assert all(r.scaling_efficiency_pct is None for r in filled[:3]) and filled[:3] == scaled[:3]
     table = summary_table(scaled)
-    two = table[table["variant"] == "devices=2"].set_index("host")["scaling_efficiency_pct"]
-    assert two.to_dict() == {scaled[0].machine.hostname: "75", "elsewhere": "-"}
+    two = table[table["variant"] == "devices=2"].set_index("machine")["scaling_efficiency_pct"]
+    names = record_machine_labels(scaled)
+    assert two.to_dict() == {names[scaled[0].machine.machine_id]: "75", names["e15e00e15e00"]: "-"}
 
 
 def test_report_scaling_section_shows_ideal_and_efficiency(scaled, tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 from suite.core.frameworks import SETTINGS as FRAMEWORK_SETTINGS
 from suite.core.models import CATALOG
 from suite.core.spec import SCALING_DEFAULTS, TRAIN_SAMPLES, RunSpec
+from suite.record.machines import record_machine_labels
 from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
 from suite.record.stats import Summary, summarize
@@ -48,6 +49,7 @@ class Case:
     label: str = ""
     setup_label: str = ""  # the label without the host: what to run, as opposed to where
     kind: str | None = None  # the Ray machine kind its runs were placed on (`run --executor ray`), else None
+    machine_label: str = ""  # host, GPU or CPU model and cores, unique among the report's machines (record.machines)
 
     @property
     def place(self) -> tuple[str, str | None]:
@@ -56,8 +58,9 @@ class Case:
 
     @property
     def where(self) -> str:
-        """The place as a reader sees it: host, and /kind for runs placed on a Ray machine kind."""
-        return f"{self.machine.hostname}/{self.kind}" if self.kind else self.machine.hostname
+        """The place as a reader sees it: the machine's label, and /kind for runs placed on a Ray machine kind."""
+        name = self.machine_label or self.machine.hostname
+        return f"{name}/{self.kind}" if self.kind else name
 
     @property
     def ok(self) -> list[RunRecord]:
@@ -108,10 +111,12 @@ def place(record: RunRecord) -> tuple[str, str | None]:
 def group_cases(records: list[RunRecord]) -> list[Case]:
     """Group runs by (case_key, machine_id, Ray kind) and give every case a label unique within the report."""
     cases: dict[tuple[str, str, str | None], Case] = {}
+    names = record_machine_labels(records)
     for record in records:
         key = (record.case_key, *place(record))
         if key not in cases:
-            cases[key] = Case(record.case_key, record.machine, RunSpec.from_dict(record.spec), kind=record.node_kind)
+            cases[key] = Case(record.case_key, record.machine, RunSpec.from_dict(record.spec), kind=record.node_kind,
+                              machine_label=names[record.machine.machine_id])
         cases[key].records.append(record)
     ordered = sorted(cases.values(), key=lambda c: (c.task, c.spec.model, c.spec.device, c.where, c.spec.framework,
                                                    c.case_key))

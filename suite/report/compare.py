@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite.record.machines import record_machine_labels
 from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_metric
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
@@ -141,8 +142,9 @@ def _change(base: Summary | None, new: Summary | None) -> float | None:
 
 def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], thresholds: Thresholds) -> Comparison:
     """Match cases by case_key + machine (case_key alone when the sides share no machine) and compare medians."""
-    base_hosts = {r.machine.machine_id: r.machine.hostname for r in base}
-    new_hosts = {r.machine.machine_id: r.machine.hostname for r in new}
+    names = record_machine_labels(base + new)
+    base_hosts = {r.machine.machine_id: names[r.machine.machine_id] for r in base}
+    new_hosts = {r.machine.machine_id: names[r.machine.machine_id] for r in new}
     same_machine = bool(set(base_hosts) & set(new_hosts))
     note = None
     if not same_machine:

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from suite.record.machines import machine_labels
 from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
 from suite.record.stats import summarize
@@ -35,11 +36,12 @@ def machines(cases: list[Case]) -> list[Machine]:
 def machine_rows(items: list[Machine]) -> list[dict[str, str]]:
     """One row of fingerprint fields per machine."""
     rows = []
+    names = machine_labels(items)
     for m in items:
         gpus = "; ".join(f"{g.get('name', '?')} ({(g.get('memory_total_bytes') or 0) / GIB:.1f} GiB, "
                          f"driver {g.get('driver', '?')})" for g in m.gpus) or "none found (NVML)"
         cores = f"{m.cpu_cores_logical} logical / {m.cpu_cores_physical if m.cpu_cores_physical else '?'} physical"
-        rows.append({"hostname": m.hostname, "machine_id": m.machine_id, "cpu": m.cpu_model, "cores": cores,
+        rows.append({"hostname": m.hostname, "machine": names[m.machine_id], "machine_id": m.machine_id, "cpu": m.cpu_model, "cores": cores,
                      "ram": f"{m.ram_bytes / GIB:.1f} GiB", "gpus": gpus, "os": m.os, "python": m.python})
     return rows
 
@@ -47,7 +49,8 @@ def machine_rows(items: list[Machine]) -> list[dict[str, str]]:
 def version_table(items: list[Machine]) -> tuple[list[str], list[list[str]]]:
     """Packages as rows, machines as columns (so a mismatch across machines is easy to spot)."""
     packages = sorted({p for m in items for p in m.versions})
-    return [m.hostname for m in items], [[p, *(m.versions.get(p) or "not installed" for m in items)] for p in packages]
+    names = machine_labels(items)
+    return [names[m.machine_id] for m in items], [[p, *(m.versions.get(p) or "not installed" for m in items)] for p in packages]
 
 
 def thread_rows(cases: list[Case]) -> list[dict[str, str]]:
@@ -59,7 +62,7 @@ def thread_rows(cases: list[Case]) -> list[dict[str, str]]:
         applied = ", ".join(f"{k}={info[k]}" for k in sorted(info) if "thread" in k) or "—"
         util = summarize(r.cpu_util_pct for r in case.ok)
         p95 = summarize(r.cpu_util_p95_pct for r in case.ok)
-        rows.append({"case": case.label, "host": case.machine.hostname, "requested": str(case.spec.threads),
+        rows.append({"case": case.label, "host": case.where, "requested": str(case.spec.threads),
                      "recorded": str(run.threads) if run.threads is not None else "—", "applied": applied,
                      "cpu_util": f"{util.median:.0f}%" if util else "—", "cpu_p95": f"{p95.median:.0f}%" if p95 else "—"})
     return rows
@@ -70,7 +73,7 @@ def framework_info_rows(cases: list[Case]) -> list[dict[str, str]]:
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
     for case in cases:
         run = case.ok[0] if case.ok else case.records[0]
-        seen.setdefault((case.machine.hostname, case.spec.framework, case.spec.device), run.framework_info)
+        seen.setdefault((case.where, case.spec.framework, case.spec.device), run.framework_info)
     return [{"host": h, "framework": fw, "device": d,
              "info": ", ".join(f"{k}={v}" for k, v in sorted(info.items())) or "—"}
             for (h, fw, d), info in seen.items()]
@@ -109,7 +112,7 @@ def not_measured(cases: list[Case], metrics: list[Metric]) -> list[Missing]:
     """Per (machine, device), each figure no ok run measured, and why."""
     groups: dict[tuple[str, str], list[Case]] = {}
     for case in cases:
-        groups.setdefault((case.machine.hostname, case.spec.device), []).append(case)
+        groups.setdefault((case.where, case.spec.device), []).append(case)
     missing = []
     for (host, device), members in groups.items():
         runs = [r for c in members for r in c.ok]

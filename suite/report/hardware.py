@@ -89,10 +89,9 @@ class Recommendation:
 
 
 def machine_name(case: Case) -> str:
-    """How a machine and device are named to a reader: host, device and GPU model when on CUDA, Ray kind if any."""
-    gpu = next((g.get("name") for g in case.machine.gpus if g.get("name")), None) if case.spec.device == "cuda" else None
-    kind = f"; kind {case.kind}" if case.kind else ""
-    return f"{case.machine.hostname} ({case.spec.device}{': ' + gpu if gpu else ''}{kind}; id {case.machine.machine_id})"
+    """How a machine and device are named to a reader: the machine's label (host, GPU or CPU model, cores; Ray kind
+    if any) and the device the case ran on."""
+    return f"{case.where} on {case.spec.device}"
 
 
 def _pick(rows: list[CaseCosts], value: Callable[[CaseCosts], float | None]) -> list[tuple[float, CaseCosts]]:

@@ -87,13 +87,13 @@ def check_inputs(inputs: ReportInputs) -> dict[str, float]:
 def write_summary_csv(path: Path, cases: list[Case]) -> None:
     """Medians, quartiles, min, max and n of every registry metric per case and machine."""
     metrics = METRICS
-    header = ["task", "label", "framework", "model", "device", "hostname", "machine_id", "case_key", "runs", "ok_runs"]
+    header = ["task", "label", "framework", "model", "device", "machine", "hostname", "machine_id", "case_key", "runs", "ok_runs"]
     header += [f"{m.key}_{s}" for m in metrics for s in ("median", "q1", "q3", "min", "max", "n")]
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for c in cases:
-            row: list[Any] = [c.task, c.label, c.spec.framework, c.spec.model, c.spec.device, c.machine.hostname,
+            row: list[Any] = [c.task, c.label, c.spec.framework, c.spec.model, c.spec.device, c.where, c.machine.hostname,
                               c.machine.machine_id, c.case_key, len(c.records), len(c.ok)]
             for m in metrics:
                 s = c.stats(m)

@@ -102,7 +102,7 @@ def summary_section(cases: list[Case], targets: dict[str, float]) -> list[dict[s
         medians = [median_with_inf(tta.get(r) for r in c.ok) for c in members]
         reached = [v for v in medians if v is not None and math.isfinite(v)]
         best_tta = min(reached) if len(reached) >= 2 else None
-        rows = [{"label": c.label, "host": c.machine.hostname, "runs": f"{len(c.ok)}/{len(c.records)}",
+        rows = [{"label": c.label, "host": c.where, "runs": f"{len(c.ok)}/{len(c.records)}",
                  "cells": [cell(c, m, best) for m in metrics] + [tta_cell(c, tta, best_tta)]} for c in members]
         headers = [m.label for m in metrics] + [f"time to {targets[task]:g} val acc s"]
         tables.append({"task": task, "target": targets[task], "headers": headers, "rows": rows,
@@ -120,7 +120,7 @@ def _batch_note(cases: list[Case]) -> str:
 
 def failed_runs(cases: list[Case]) -> list[dict[str, str]]:
     """Runs whose status is not ok: listed with their error text, never plotted."""
-    return [{"label": c.label, "host": c.machine.hostname, "seed": str(r.spec.get("seed")), "status": r.status,
+    return [{"label": c.label, "host": c.where, "seed": str(r.spec.get("seed")), "status": r.status,
              "error": r.error or "(no error text)", "stderr": (r.stderr_tail or "")[-600:], "created": r.created_utc}
             for c in cases for r in c.records if r.status != "ok"]
 
@@ -350,7 +350,7 @@ def hardware_section(cases: list[Case], prices: dict[str, float], prices_file: P
     """Machines side by side, costs per case, recommendations per task."""
     ok_cases = [c for c in cases if c.ok]
     costs = [case_costs(c, prices, targets[c.task]) for c in ok_cases]
-    unpriced = {f"{r.case.machine.hostname}/{r.case.spec.device}" for r in costs if r.price is None}
+    unpriced = {f"{r.case.where}/{r.case.spec.device}" for r in costs if r.price is None}
     return {
         "machines": env.machine_rows(env.machines(cases)),
         "prices_file": str(prices_file) if prices_file else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from suite.record.machines import record_machine_labels
 from suite.record.metrics import Metric, shown_in, time_to_target_metric
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import RunRecord
@@ -42,7 +43,9 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
     """One row per run with the headline figures."""
     df = frame(records)
     df["mfu_peak"] = [probe_note(r) for r in records]
-    cols = ["created_utc", "hostname", "framework", "model", "device", "seed", "status", "epochs", "limit",
+    names = record_machine_labels(records)
+    df["machine"] = [names[r.machine.machine_id] for r in records]
+    cols = ["created_utc", "machine", "framework", "model", "device", "seed", "status", "epochs", "limit",
             "test_accuracy", "train_steady_samples_per_s", "first_epoch_s", "mfu_pct", "mfu_peak", "error"]
     return df[[c for c in cols if c in df.columns]]
 
@@ -65,7 +68,7 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
     for case in group_cases(with_scaling_efficiency(records)):
         statuses = sorted({r.status for r in case.records})
         row: dict[str, object] = {
-            "host": case.where, "framework": case.spec.framework, "model": case.spec.model,
+            "machine": case.where, "framework": case.spec.framework, "model": case.spec.model,
             "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
             "status": "ok" if statuses == ["ok"] else ",".join(statuses),
         }
