@@ -71,6 +71,11 @@ def _short(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def _usd(value: float) -> str:
+    """Dollars to three significant digits without an exponent: $0.00474, $0.0000680."""
+    return f"${value:.{max(2, 2 - math.floor(math.log10(abs(value))))}f}"
+
+
 def _title(text: str, common: str) -> str:
     return _wrapped(f"{text} — every case: {common}" if common else text, TITLE_WRAP)
 
@@ -110,8 +115,9 @@ def _hbars(ax, groups: dict[str, dict[str, Case]], metric: Metric, styles: dict)
             y = i + (j - (len(by) - 1) / 2) * height
             color, hatch = styles[name]
             ax.barh(y, stats.median, height * 0.9, color=color, hatch=hatch, edgecolor="white", lw=0)
-            ax.annotate(_short(stats.median), (stats.median, y), xytext=(2, 0), textcoords="offset points",
-                        va="center", fontsize=7)
+            # After the rightmost of median, whisker and dots, so the label covers none of them.
+            ax.annotate(_short(stats.median), (max(stats.max, stats.q3, stats.median), y), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=7)
             if stats.n > 1:
                 ax.errorbar(stats.median, y, xerr=[[stats.median - stats.q1], [stats.q3 - stats.median]],
                             fmt="none", ecolor="black", capsize=2, lw=1)
@@ -188,19 +194,24 @@ def _spread_labels(fig: Figure, texts: list) -> None:
 
 
 def pareto_figure(cases: list[Case], fronts: dict[str, list[Case]]) -> Figure | None:
-    """Test accuracy vs training samples/s per task, the Pareto front drawn as a step line and only its cases labelled."""
+    """Test accuracy vs training samples/s per task; the Pareto front drawn as a step line, its cases numbered and
+    named in a key below the plot (all cases are in the report's table)."""
     tasks = [t for t in fronts if any(c.task == t and c.ok for c in cases)]
     if not tasks:
         return None
     acc, speed = METRIC_BY_KEY["test_accuracy"], METRIC_BY_KEY["train_samples_per_s"]
-    fig = Figure(figsize=(max(6.5 * len(tasks), 9), 5.4), dpi=DPI, layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(tasks)))
+    keys = {t: [_wrapped(f"{i}  {c.label}", 100) for i, c in enumerate(fronts[t], start=1)] for t in tasks}
+    key_lines = max(sum(k.count("\n") + 1 for k in keys[t]) for t in tasks)
+    fig = Figure(figsize=(max(6.5 * len(tasks), 9), 5.0 + 0.16 * key_lines + 0.3), dpi=DPI, layout="constrained")
+    grid = fig.subplots(2, len(tasks), squeeze=False, height_ratios=[5.0, 0.16 * key_lines + 0.2])
     texts = []
-    for ax, task in zip(axes, tasks):
+    for ax, key_ax, task in zip(grid[0], grid[1], tasks):
+        speeds = []
         for case in (c for c in cases if c.task == task):
             a, s = case.stats(acc), case.stats(speed)
             if a is None or s is None:
                 continue
+            speeds.append(s.median)
             ax.errorbar(s.median, a.median, xerr=[[s.median - s.q1], [s.q3 - s.median]],
                         yerr=[[a.median - a.q1], [a.q3 - a.median]], fmt=MODEL_MARKERS.get(case.spec.model, "o"),
                         color=framework_color(case.spec.framework), ms=7, capsize=2, lw=1, alpha=0.85)
@@ -211,22 +222,30 @@ def pareto_figure(cases: list[Case], fronts: dict[str, list[Case]]) -> Figure | 
             # "pre": between two front points the best accuracy still reachable at that speed is the faster one's.
             ax.step(xs, ys, where="pre", color="#444", lw=1.2, ls="--")
             ax.scatter(xs, ys, s=200, facecolors="none", edgecolors="#444", lw=1.2)
-            _, short = split_common([c.label for c in front])
-            texts += [ax.annotate(_wrapped(label, 34), (x, y), textcoords="offset points", xytext=(8, 4), fontsize=7)
-                      for label, x, y in zip(short, xs, ys)]
-        ax.set_xscale("log")
-        # 1-2-5 steps: a front within one decade still gets labelled ticks.
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(TICKS)
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ax.margins(x=0.25, y=0.12)
+            texts += [ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(7, 5), fontsize=8,
+                                  fontweight="bold") for i, (x, y) in enumerate(zip(xs, ys), start=1)]
+        _log_speed_axis(ax, speeds)
         ax.set_xlabel("training samples/s (steady epochs, log scale) →  faster")
         ax.set_ylabel("test accuracy ↑")
-        ax.set_title(f"{task}: the Pareto front is labelled; every case is in the table below", fontsize=9)
+        ax.set_title(f"{task} — numbered: the Pareto front (key below)", fontsize=9)
         ax.grid(alpha=0.3, which="both")
+        key_ax.axis("off")
+        if front:
+            key_ax.legend(handles=[Line2D([], [], ls="", label=k) for k in keys[task]], loc="upper left", frameon=False,
+                          fontsize=7, handlelength=0, handletextpad=0, borderaxespad=0, title="Pareto front",
+                          title_fontsize=8, alignment="left")
     fig.legend(handles=_pareto_handles(cases), loc="outside upper center", ncols=6, fontsize=8)
     _spread_labels(fig, texts)
     return fig
+
+
+def _log_speed_axis(ax, speeds: list[float]) -> None:
+    ax.set_xscale("log")
+    if speeds and max(speeds) < 30 * min(speeds):
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # a front within a decade still gets ticks
+    ax.xaxis.set_major_formatter(TICKS)
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.margins(x=0.15, y=0.1)
 
 
 def _pareto_handles(cases: list[Case]) -> list:
@@ -326,7 +345,7 @@ def per_class_figure(labels: list[str], class_names: list[str], values: list[lis
 def confusion_figure(panels: list[tuple[str, np.ndarray]], class_names: list[str], columns: int) -> Figure:
     """Small multiples of row-normalised confusion matrices (true rows, predicted columns, summed over runs)."""
     rows = math.ceil(len(panels) / columns)
-    size = 1.0 + 0.28 * len(class_names)
+    size = max(3.0, 1.0 + 0.28 * len(class_names))  # a two-class matrix still needs room for its case's name
     fig = Figure(figsize=(min(13.0, columns * size + 1.2), rows * (size + 1.0) + 0.3), dpi=DPI, layout="constrained")
     axes = list(fig.subplots(rows, columns, squeeze=False).flat)
     for i, (ax, (title, counts)) in enumerate(zip(axes, panels)):
@@ -334,13 +353,13 @@ def confusion_figure(panels: list[tuple[str, np.ndarray]], class_names: list[str
         share = np.divide(counts, totals, out=np.zeros_like(counts, dtype=float), where=totals > 0)
         _heatmap(ax, share, [[f"{100 * v:.0f}" if v >= 0.005 else "" for v in row] for row in share], "Blues", 0.0,
                  1.0, size=6)
-        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=7)
+        ax.set_xticks(range(len(class_names)), class_names, rotation=90, fontsize=7)  # upright names never overprint
         first = i % columns == 0
         ax.set_yticks(range(len(class_names)), class_names if first else [], fontsize=7)
         ax.set_xlabel("predicted", fontsize=7)
         if first:
             ax.set_ylabel("true", fontsize=7)
-        ax.set_title("\n".join(_wrapped(line, 48) for line in title.splitlines()), fontsize=8)
+        ax.set_title("\n".join(_wrapped(line, int(13 * size)) for line in title.splitlines()), fontsize=8)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle("% of each true class, summed over runs", fontsize=9)
@@ -354,7 +373,8 @@ def hardware_figure(rows: list[CaseCosts]) -> Figure | None:
     if not rows:
         return None
     places: dict[str, list[CaseCosts]] = {}
-    for row in rows:
+    # Fastest first within a machine: the bar a buyer looks for is on top.
+    for row in sorted(rows, key=lambda r: -r.case.stats(speed).median):  # type: ignore[union-attr]
         places.setdefault(place_label(row.case), []).append(row)
     priced = any(r.cost_per_1m_samples_usd is not None for r in rows)
     longest = max(len(_wrapped(r.case.setup_label, 40).splitlines()) for r in rows)
@@ -372,7 +392,7 @@ def hardware_figure(rows: list[CaseCosts]) -> Figure | None:
         if priced:
             costs = [r.cost_per_1m_samples_usd for r in members]
             _hardware_panel(panel[1], [c or 0.0 for c in costs], colors, None,
-                            lambda v: f"${v:.3g}" if v else "no price")
+                            lambda v: _usd(v) if v else "no price")
     _value_axis(axes[0][0], all_speeds)
     axes[-1][0].set_xlabel("training samples/s (median" + (", log scale)" if axes[0][0].get_xscale() == "log" else ")"))
     if priced:
@@ -403,7 +423,7 @@ def asv_figure(series: list[AsvSeries]) -> Figure | None:
         return None
     cols = min(3, len(series))
     rows = math.ceil(len(series) / cols)
-    fig = Figure(figsize=(5.0 * cols, 3.2 * rows), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(min(13.0, 4.4 * cols), 3.2 * rows), dpi=DPI, layout="constrained")  # 13 in: the page width
     axes = list(fig.subplots(rows, cols, squeeze=False).flat)
     for ax, item in zip(axes, series):
         values = [p.value for p in item.points]

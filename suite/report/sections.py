@@ -338,11 +338,13 @@ def _top_confusions(names: list[str], counts: np.ndarray, top: int = 3) -> list[
 
 def verdict_section(cases: list[Case], hardware: dict[str, Any], gpu_sanity: list[Check] | None) -> dict[str, Any]:
     """The answer first: what to run on (per task), which framework leads, and how far the figures can be trusted."""
+    # CUDA cases skipped on a CPU machine leave every rule unjudged: no sanity line then.
     verdicts = [c.verdict for c in gpu_sanity or []]
+    judged = any(v != "n/a" for v in verdicts)
     return {"machines": sorted({f"{c.where} ({c.spec.device})" for c in cases if c.ok}),
             "hardware": hardware["recommendations"], "frameworks": frameworks_verdict(cases),
             "not_ok": sum(1 for c in cases for r in c.records if r.status != "ok"),
-            "sanity": {v: verdicts.count(v) for v in ("pass", "fail", "n/a")} if verdicts else None}
+            "sanity": {v: verdicts.count(v) for v in ("pass", "fail", "n/a")} if judged else None}
 
 
 def hardware_section(cases: list[Case], prices: dict[str, float], prices_file: Path | None,
