@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from suite.bench.named_plans import NAMED_PLANS
 from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float, warn_threads_above_cores
 from suite.core import data
 from suite.core import spec as specs
@@ -24,6 +25,10 @@ HELP = "train and evaluate a matrix of cases, one process each"
 
 def add_arguments(run: argparse.ArgumentParser) -> None:
     """The run flags: plan axes, training settings, speed settings, where results go."""
+    run.add_argument("--plan-name", choices=sorted(NAMED_PLANS), default=None, metavar="NAME",
+                     help="a built-in plan instead of the axes below: " + "; ".join(
+                         f"{name}: {plan.help}" for name, plan in NAMED_PLANS.items()) + ". Only where it runs "
+                     "(--device, --threads, --executor ...) and --repeats may be given with it")
     run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
     run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
     run.add_argument("--device", nargs="+", default=None, metavar="NAME",
@@ -89,8 +94,29 @@ def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
                        help="times a case is retried on another node of its kind when its node dies (default 1)")
 
 
+# What --plan-name leaves to the user: where and how often its fixed recipe runs, never what it trains.
+PLAN_NAME_FREE = {"plan_name", "device", "threads", "repeats", "timeout", "results", "data_dir", "strict", "resume",
+                  "quiet", "executor", "ray_address", "on", "every_kind", "per_node", "retries"}
+
+
+def named_plan(args: argparse.Namespace) -> list[specs.RunSpec]:
+    """The built-in plan --plan-name names, on the devices and threads given; a recipe flag beside it is refused."""
+    defaults = argparse.ArgumentParser()
+    add_arguments(defaults)
+    given = [f"--{dest.replace('_', '-')}" for dest, default in vars(defaults.parse_args([])).items()
+             if dest not in PLAN_NAME_FREE and getattr(args, dest, default) != default]
+    if given:
+        raise UsageError(f"--plan-name {args.plan_name} fixes the recipe; drop {' '.join(given)} "
+                         "or run the axes without --plan-name")
+    if len(args.threads) != 1:
+        raise UsageError(f"--plan-name {args.plan_name} runs at one thread count; pass one --threads value")
+    return NAMED_PLANS[args.plan_name].build(resolve_devices(args.device or ["auto"]), args.threads[0], args.repeats)
+
+
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
-    """Expand the run flags into specs, rejecting bad values before anything starts."""
+    """Expand the run flags into specs (or the named plan), rejecting bad values before anything starts."""
+    if args.plan_name:
+        return named_plan(args)
     devices = resolve_devices(args.device or (["cpu"] if args.quick else ["auto"]))
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
