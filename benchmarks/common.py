@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable
 
 try:
@@ -25,6 +26,12 @@ except ImportError:  # asv runs these benchmarks against commits from before the
         """The pre-refactor metric of a key (None for metrics those commits did not have: their tracks are n/a)."""
         return METRIC_BY_KEY.get(BEFORE_RENAME.get(key, key))
 
+try:
+    from suite.run.launch import exit_with_parent
+except ImportError:  # commits from before it: a killed asv may leave their setup_cache running, as it always did
+    def exit_with_parent() -> None:
+        """Nothing to tie to on those commits."""
+
 SPECS = plans.benchmark_specs()
 AXES = plans.benchmark_axes()
 Records = dict[tuple[str, str, str], dict[str, Any]]
@@ -40,6 +47,12 @@ def figure(value: float | None, per_unit: float = 1.0) -> float:
 ASV_UNITS = {"": ("fraction", 1.0), "s": ("seconds", 1.0), "MiB": ("bytes", MIB)}
 
 
+def impossible(metric: Any, value: float | None) -> str | None:
+    """Why the registry says this value cannot be true (commits before the check: never)."""
+    flag = getattr(metric, "flag", None)
+    return flag(value) if flag is not None else None
+
+
 def tracked(key: str) -> Callable[..., float]:
     """A track_* method reporting one registry metric of the case's record, with the metric's doc and unit.
 
@@ -49,7 +62,13 @@ def tracked(key: str) -> Callable[..., float]:
     unit, per_unit = ASV_UNITS.get(metric.unit, (metric.unit, 1.0)) if metric is not None else ("unit", 1.0)
 
     def track(self: Any, records: Any, *params: Any) -> float:
-        return figure(metric.get(self.record) if metric is not None else None, per_unit)
+        value = metric.get(self.record) if metric is not None else None
+        if why := impossible(metric, value):
+            # asv keeps a number per commit and no flag beside it: a stored impossible figure would be drawn and
+            # step-detected as real, so it is n/a, with the reason in the benchmark's stderr (--show-stderr).
+            print(f"{self.record.run_spec.label}: {key} reported as n/a: {why}", file=sys.stderr)
+            return math.nan
+        return figure(value, per_unit)
 
     track.unit = unit  # type: ignore[attr-defined]
     track.__doc__ = getattr(metric, "doc", None) or key
@@ -64,7 +83,8 @@ class CaseBenchmark:
     record: RunRecord
 
     def setup_cache(self) -> Records:
-        """Every case of the grid, each in its own worker process (suite.run.runner.run_case)."""
+        """Every case of the grid, each in its own worker process (suite.run.runner.run_case); dies with asv."""
+        exit_with_parent()
         return plans.run_records(SPECS)
 
     # asv keys the cache by this function's module and line, so every subclass shares one training of the grid.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import RunRecord, plans, tracked
+from .common import RunRecord, exit_with_parent, plans, tracked
 
 try:
     from suite.record.scaling import with_scaling_efficiency
@@ -30,7 +30,8 @@ class Scaling:
     record: RunRecord
 
     def setup_cache(self) -> ScalingRecords:
-        """Every case of the scaling grid, each in its own launch (suite.run.runner.run_case)."""
+        """Every case of the scaling grid, each in its own launch (suite.run.runner.run_case); dies with asv."""
+        exit_with_parent()
         records = with_scaling_efficiency([plans.run_record(s) for s in SCALING_SPECS])
         return {plans.scaling_key(s): r.model_dump(mode="json") for s, r in zip(SCALING_SPECS, records)}
 

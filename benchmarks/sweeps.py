@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import RunRecord, plans, tracked
+from .common import RunRecord, exit_with_parent, plans, tracked
 
 SWEEP_SPECS = plans.sweep_specs()
 SWEEP_AXES = plans.sweep_axes()
@@ -23,7 +23,8 @@ class CnnSweep:
     record: RunRecord
 
     def setup_cache(self) -> SweepRecords:
-        """Every case of the sweep, each in its own worker process (suite.run.runner.run_case)."""
+        """Every case of the sweep, each in its own worker process (suite.run.runner.run_case); dies with asv."""
+        exit_with_parent()
         return plans.run_records(SWEEP_SPECS, plans.sweep_key)
 
     # Its own cache key (module and line), so running the grid's suites never trains the sweep, nor the reverse.

@@ -14,12 +14,16 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from suite.bench import plans
+from suite.record.scaling import with_scaling_efficiency
 from tests.conftest import REPO, needs_data
 
 pytestmark = needs_data
@@ -180,3 +184,54 @@ def test_history_of_two_commits_publishes_html(clone: Clone, history: list[str])
     assert (html / "index.html").is_file()
     published = set(json.loads((html / "index.json").read_text())["revision_to_hash"].values())
     assert set(history) <= published
+
+
+def marked_processes(mark: str) -> list[psutil.Process]:
+    """Live processes whose environment carries this test's mark (zombies and vanished ones are gone)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("FASHIONBENCH_TEST_MARK") == mark and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def test_killed_asv_takes_setup_cache_and_its_workers_with_it(probe_cache: Path) -> None:
+    """A stand-in for asv starts the real Training.setup_cache the way asv does (its own process group) and is then
+    SIGKILLed while a case's worker runs: setup_cache and the worker must die, and no further worker may start."""
+    mark = uuid.uuid4().hex
+    env = dict(os.environ, PYTHONPATH=str(REPO), FASHIONBENCH_CACHE=str(probe_cache), FASHIONBENCH_TEST_MARK=mark,
+               **{**TINY_GRID, plans.AXIS_ENVS["model"]: "dense,cnn,binary", plans.AXIS_ENVS["device"]: "cpu"})
+    cache = "from benchmarks.training import Training; Training().setup_cache()"
+    fake_asv = subprocess.Popen([sys.executable, "-c", "import os, subprocess, sys, time; subprocess.Popen("
+                                 f"[sys.executable, '-c', {cache!r}], preexec_fn=lambda: os.setpgid(0, 0)); time.sleep(600)"],
+                                cwd=REPO, env=env)
+    deadline = time.monotonic() + 120
+    while not any("suite.run.worker" in " ".join(p.cmdline()) for p in marked_processes(mark)):
+        assert time.monotonic() < deadline and fake_asv.poll() is None, "setup_cache never started a worker"
+        time.sleep(0.2)
+    left = [p for p in marked_processes(mark) if p.pid != fake_asv.pid]
+    fake_asv.kill()
+    fake_asv.wait()
+    deadline = time.monotonic() + 15
+    while (alive := marked_processes(mark)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for process in alive:  # clean up before failing, so a broken fix leaves nothing training behind
+        process.kill()
+    assert not alive, f"left running after asv was killed: {[' '.join(p.cmdline())[:120] for p in alive]}"
+    assert len(left) >= 2, "both setup_cache and a worker were running when asv was killed"
+
+
+def test_impossible_efficiency_goes_to_asv_as_nan_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.scaling import Scaling
+    from tests.test_formats import _collapsed_baseline
+
+    one, two = with_scaling_efficiency(_collapsed_baseline())
+    bench = Scaling()
+    bench.record = two
+    assert math.isnan(bench.track_scaling_efficiency_pct(None)), "264 % is not a figure asv may store"
+    assert "scaling_efficiency_pct reported as n/a: scaling efficiency 264 %" in capsys.readouterr().err
+    bench.record = two.model_copy(update={"scaling_efficiency_pct": 75.0})
+    assert bench.track_scaling_efficiency_pct(None) == 75.0

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from suite.cli import COMMANDS, build_parser, command_name, parse
+from suite.cli.common import COMMON_EXIT_CODES
+from suite.cli.planfile import builtin_plans
+from suite.cli.run import plan_from_args
 from suite.core import data
-from tests.conftest import needs_data, run_cli
+from tests.conftest import REPO, needs_data, run_cli
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -98,3 +104,95 @@ def test_list_names_models_and_devices():
 def test_data_command_verifies_checksums():
     out = run_cli("data")
     assert out.returncode == 0 and "verified" in out.stdout and "60,000 train" in out.stdout
+
+
+def subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser, by name."""
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_flag_of_every_command_has_help_and_shows_its_default():
+    undocumented, no_default = [], []
+    for name, parser in subcommand_parsers().items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            flag = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if not (action.help or "").strip():
+                undocumented.append(flag)
+            switch = action.nargs == 0  # --help, --strict, --quick: on when given, the default is off
+            if action.option_strings and not switch and "default" not in formatter._get_help_string(action):
+                no_default.append(flag)
+    assert not undocumented, f"flags without help text: {undocumented}"
+    assert not no_default, f"flags whose help shows no default (say what leaving it out means): {no_default}"
+
+
+def test_version_prints_the_installed_version():
+    out = run_cli("--version")
+    assert out.returncode == 0 and re.fullmatch(r"fashionbench \S+( \(git [0-9a-f]{7}\))?\n", out.stdout), out.stdout
+
+
+def test_every_command_help_ends_with_its_exit_codes_and_docs_list_them():
+    docs = (REPO / "docs" / "cli.md").read_text()
+    for module in COMMANDS:
+        name = command_name(module)
+        text = subcommand_parsers()[name].format_help()
+        codes = {**COMMON_EXIT_CODES, **getattr(module, "EXIT_CODES", {})}
+        assert "exit codes:" in text and all(f"  {code} " in text for code in codes), (name, text)
+        section = docs.split(f"### `fashionbench {name}`", 1)
+        assert len(section) == 2, f"docs/cli.md has no section for {name}"
+        body = section[1].split("\n### ", 1)[0]
+        assert all(f"| {code} |" in body for code in getattr(module, "EXIT_CODES", {})), (name, body)
+
+
+def run_args(*argv: str) -> argparse.Namespace:
+    """What `fashionbench ARGV` parses to, a --plan's flags read in."""
+    return parse(build_parser(), list(argv))
+
+
+def test_plan_file_sets_run_flags_and_the_command_line_wins(tmp_path: Path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('description = "two models"\nframework = "torch"\nmodel = ["dense", "cnn"]\nbatch-size = [64, 128]\n'
+                    'epochs = 2\nlimit = 600\naugment = true\nchannels_last = true\nquick = false\n')
+    args = run_args("run", "--plan", str(plan), "--epochs", "3")
+    assert (args.framework, args.model, args.batch_size, args.limit) == (["torch"], ["dense", "cnn"], [64, 128], 600)
+    assert args.epochs == 3, "a flag typed on the command line overrides the plan"
+    assert args.augment and args.channels_last == [True] and not args.quick
+    assert args.plan_line == "plan " + str(plan) + ": two models"
+    specs = plan_from_args(args)
+    assert len(specs) == 4 and {s.epochs for s in specs} == {3} and all(s.channels_last == (s.model == "cnn") for s in specs)
+
+
+def test_builtin_example_plan_is_listed_and_loads():
+    assert "example" in builtin_plans() and "example" in subcommand_parsers()["run"].format_help()
+    args = run_args("run", "--plan", "example")
+    assert args.plan_line.startswith("plan example: ") and args.limit == 6000 and args.repeats == 2
+    assert len(plan_from_args(args)) == 8
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("epocs = 2", "'epocs' is not a flag of `fashionbench run`; did you mean 'epochs'?"),
+    ("colour = 2", "'colour' is not a flag of `fashionbench run`; keys are `fashionbench run` flags without --"),
+    ('epochs = "two"', "epochs = two: invalid int value: 'two'"),
+    ('init = "random"', "init = random: invalid choice: 'random'"),
+    ("epochs = [1, 2]", "epochs takes one value, not a list"),
+    ("quick = 1", "quick = 1 must be true or false"),
+    ("model = [[1]]", "a list may hold only plain values"),
+    ("plan = 'other'", "'plan' is not a flag of `fashionbench run`"),
+    ("epochs = 2 =", "not valid TOML"),
+    ("epochs = 0", "--epochs 0 is out of range; valid: 1..10000"),
+])
+def test_bad_plan_file_is_one_line_naming_the_key_and_nothing_starts(tmp_path: Path, text: str, needle: str):
+    plan = tmp_path / "bad.toml"
+    plan.write_text(text + "\n")
+    out = run_cli("run", "--plan", str(plan), "--results", str(tmp_path / "r"))
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and needle in lines[0], out.stderr
+    assert lines[0].startswith("fashionbench: error:") and (str(plan) in lines[0] or "out of range" in lines[0])
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_plan_name_lists_the_built_in_ones(tmp_path: Path):
+    out = run_cli("run", "--plan", "nope", "--results", str(tmp_path / "r"))
+    assert out.returncode == 2 and "--plan 'nope': no such file and no built-in plan of that name; built-in plans: " \
+        "example" in out.stderr

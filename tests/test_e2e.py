@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,7 @@ def test_records_carry_the_machine_and_commit(matrix):
 
 def test_show_prints_one_row_per_case(matrix):
     results, records, _ = matrix
-    out = run_cli("show", "--results", str(results))
+    out = run_cli("show", "--results", str(results), "--format", "csv")
     assert out.returncode == 0
     rows = [line for line in out.stdout.splitlines()[1:] if line.strip()]
     assert len(rows) == 12
@@ -132,5 +133,5 @@ def test_variants_and_repeats_end_to_end(tmp_path: Path, probe_cache: Path):
         assert r.best_epoch is not None and 1 <= r.best_epoch <= len(r.history) <= 3
         assert min(h.val_loss for h in r.history) == r.history[r.best_epoch - 1].val_loss
     assert sorted(r.spec["seed"] for r in records) == [0, 0, 1, 1]
-    shown = run_cli("show", "--results", str(tmp_path))
-    assert "(n=2)" in shown.stdout
+    shown = run_cli("show", "--results", str(tmp_path), "--format", "json")
+    assert {item["runs"] for item in json.loads(shown.stdout)} == {2}

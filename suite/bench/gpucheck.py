@@ -157,7 +157,7 @@ PLAN_PARTS: tuple[PlanPart, ...] = (
     PlanPart("comparison", "the CPU CNN the CUDA-beats-CPU rule compares with, and Keras CNN on torch and on JAX",
              _comparison),
     PlanPart("hardware", "the hardware-selection plan's CUDA half: each model to its accuracy target "
-             "(`fashionbench run --plan-name hardware` on another box gives the like-for-like verdict)", _hardware),
+             "(`fashionbench run --plan hardware` on another box gives the like-for-like verdict)", _hardware),
     PlanPart("variants", "torch CNN in bf16, and under --compile reduce-overhead (CUDA graphs)", _variants),
 )
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from suite.cli.common import UsageError, check_rounds, positive_float
+from suite.cli.common import UsageError, add_threads_argument, add_timeout_argument, check_rounds
 from suite.core import data
 from suite.core import spec as specs
 
@@ -14,15 +13,17 @@ HELP = "benchmark the harness: suite loop vs a bare loop, samplers on vs off"
 
 def add_arguments(cal: argparse.ArgumentParser) -> None:
     """What to calibrate and how often."""
-    cal.add_argument("--framework", nargs="+", default=["torch", "keras"])
-    cal.add_argument("--model", nargs="+", default=["dense"])
-    cal.add_argument("--epochs", type=int, default=4)
-    cal.add_argument("--batch-size", type=int, default=128)
-    cal.add_argument("--limit", type=int, default=None)
-    cal.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    cal.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME", help="frameworks to calibrate")
+    cal.add_argument("--model", nargs="+", default=["dense"], metavar="NAME", help="models to calibrate")
+    cal.add_argument("--epochs", type=int, default=4, help="epochs of each calibration case")
+    cal.add_argument("--batch-size", type=int, default=128, metavar="N", help="training batch size")
+    cal.add_argument("--limit", type=int, default=None, metavar="N",
+                     help="train on the first N samples of the seeded split (default: all of it)")
+    add_threads_argument(cal)
     cal.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side")
-    cal.add_argument("--only", choices=["harness", "sampling"], default=None)
-    cal.add_argument("--timeout", type=positive_float, default=3600.0)
+    cal.add_argument("--only", choices=["harness", "sampling"], default=None,
+                     help="harness: suite loop vs a bare loop; sampling: samplers on vs off (default: both)")
+    add_timeout_argument(cal)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 HELP = "compare two result sets case by case; exit 1 on a regression (CI gate)"
+EXIT_CODES = {1: "a regression beyond its threshold, or a case that stopped working (the CI gate)"}
 
 
 def add_arguments(compare: argparse.ArgumentParser) -> None:

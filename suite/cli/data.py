@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from suite.cli.common import add_data_dir_argument
 from suite.core import data
 
 HELP = "find and verify Fashion-MNIST (or download it into the cache)"
@@ -11,7 +12,7 @@ HELP = "find and verify Fashion-MNIST (or download it into the cache)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Where to look; whether to download."""
-    parser.add_argument("--data-dir", default=None)
+    add_data_dir_argument(parser)
     parser.add_argument("--download", action="store_true", help="fetch from the upstream mirrors into the cache")
 
 

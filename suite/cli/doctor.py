@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.cli.common import DEFAULT_RESULTS
+from suite.cli.common import add_data_dir_argument, add_results_argument
 from suite.core import data
 
 HELP = "check the data set, frameworks, GPU access and results folders"
+EXIT_CODES = {1: "a problem was found (each one printed as a FAIL line)"}
 
 
 def add_arguments(doctor: argparse.ArgumentParser) -> None:
     """Which results folders and data dir to check."""
-    doctor.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS])
-    doctor.add_argument("--data-dir", default=None)
+    add_results_argument(doctor)
+    add_data_dir_argument(doctor)
 
 
 def _store_problems(directory: Path) -> list[str]:

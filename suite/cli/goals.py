@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from suite.cli.common import check_rounds, positive_float
+from suite.cli.common import add_threads_argument, add_timeout_argument, check_rounds
 from suite.core import data
 from suite.record.store import ensure_writable
 
 HELP = ("the speed-goals benchmark: ratios, best-variant MFU, quick-matrix wall, repeat noise, each printed against "
         "its goal (takes ~15 min)")
 PARTS = ("harness", "variants", "quick", "noise")
+EXIT_CODES = {1: "a goal was missed"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Which parts, threads, rounds, where cases are stored."""
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
+                        help=f"the parts to run, of: {', '.join(PARTS)}")
+    add_threads_argument(parser)
     parser.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side of a ratio")
     parser.add_argument("--results", type=Path, default=Path("results/goals"),
                         help="where the screening and repeat cases are stored (for show/report)")
-    parser.add_argument("--timeout", type=positive_float, default=3600.0)
+    add_timeout_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:

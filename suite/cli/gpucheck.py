@@ -21,6 +21,7 @@ from pathlib import Path
 
 from suite.bench import gpucheck
 from suite.bench.gpucheck import Planned
+from suite.cli.common import add_data_dir_argument
 from suite.cli.progress import finished_line
 from suite.core import data
 from suite.record.schema import RunRecord
@@ -30,13 +31,14 @@ NAME = "gpu-check"
 HELP = "one-shot GPU check: what the box has, gpu tests, probe, an 8-minute plan, report and summary into OUTDIR"
 REPO = Path(__file__).resolve().parents[2]
 TESTS_TIMEOUT_FACTOR = 2.0  # the tests are killed at twice their estimate: slow ones are reported, hung ones cut short
+EXIT_CODES = {1: "the GPU sanity verdict is fail, or a gpu-marked test failed or was killed"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The output folder, dry run, data location."""
     parser.add_argument("outdir", type=Path, help="folder for the 7 files (created; files of an earlier check are replaced)")
     parser.add_argument("--dry-run", action="store_true", help="print what the box has, the plan and its estimated time")
-    parser.add_argument("--data-dir", default=None, help="folder with the four Fashion-MNIST *-ubyte.gz files")
+    add_data_dir_argument(parser)
 
 
 def print_plan(cases: list[Planned]) -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
-from suite.cli.common import warn_threads_above_cores
+from suite.cli.common import add_threads_argument, warn_threads_above_cores
 from suite.core import spec as specs
 from suite.measure import probe
 
 HELP = "measure (or show the cached) peak GEMM FLOP/s used for MFU"
+EXIT_CODES = {1: "the probe failed in its worker process"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Devices, thread count, re-measure."""
-    parser.add_argument("--device", nargs="+", default=["cpu"])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", nargs="+", default=["cpu"], metavar="NAME", help="devices to probe: cpu, cuda")
+    add_threads_argument(parser)
     parser.add_argument("--force", action="store_true", help="measure again even if cached")
 
 

@@ -15,15 +15,18 @@ def add_arguments(report: argparse.ArgumentParser) -> None:
     """Inputs (results, asv, pytest-benchmark, prices), targets, output folder."""
     report.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS], metavar="DIR",
                         help="result dirs/files; merge machines by copying their result folders under one dir")
-    report.add_argument("--asv-results", type=Path, default=None, metavar="DIR", help="asv results_dir, e.g. .asv/results")
+    report.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
+                        help="asv results_dir, e.g. .asv/results (default: no asv section)")
     report.add_argument("--pytest-benchmark", type=Path, nargs="+", default=[], metavar="FILE",
-                        help="JSON from pytest --benchmark-json (or .benchmarks/*/*.json)")
-    report.add_argument("--prices", type=Path, default=None, metavar="FILE", help="USD/hour per machine or device (YAML or CSV)")
+                        help="JSON from pytest --benchmark-json (or .benchmarks/*/*.json) (default: none)")
+    report.add_argument("--prices", type=Path, default=None, metavar="FILE",
+                        help="USD/hour per machine or device (YAML or CSV) (default: no cost figures)")
     report.add_argument("--target", nargs="+", default=[], metavar="ACC",
-                        help="validation accuracy for time/cost/energy to target: ACC (10-class) or TASK=ACC")
+                        help="validation accuracy for time/cost/energy to target: ACC (10-class) or TASK=ACC (default: each "
+                             "task's default target)")
     report.add_argument("--regression-threshold", type=positive_float, default=5.0, metavar="PCT",
                         help="percent worse than the previous commits that marks an asv regression")
-    report.add_argument("--out", type=Path, default=None, help="output dir (default reports/<date>-<host>/)")
+    report.add_argument("--out", type=Path, default=None, help="output dir (default: reports/<date>-<host>/)")
     report.add_argument("--open", action="store_true", help="open the report in the default web browser")
 
 

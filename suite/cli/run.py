@@ -9,8 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from suite.bench.named_plans import NAMED_PLANS
-from suite.cli.common import DEFAULT_RESULTS, UsageError, on_off, positive_float, warn_threads_above_cores
+from suite.cli.common import (
+    DEFAULT_RESULTS,
+    UsageError,
+    add_data_dir_argument,
+    add_threads_argument,
+    add_timeout_argument,
+    on_off,
+    warn_threads_above_cores,
+)
+from suite.cli.planfile import builtin_plans
 from suite.core import data
 from suite.core import spec as specs
 from suite.core.frameworks import SETTINGS
@@ -23,44 +31,44 @@ if TYPE_CHECKING:
 HELP = "train and evaluate a matrix of cases, one process each"
 
 
+EXIT_CODES = {1: "a case failed or timed out; with --strict also when one was skipped; or a record could not be written",
+              130: "interrupted (Ctrl-C, SIGTERM): the finished cases are kept, `--resume` runs the rest"}
+
+
 def add_arguments(run: argparse.ArgumentParser) -> None:
     """The run flags: plan axes, training settings, speed settings, where results go."""
-    run.add_argument("--plan-name", choices=sorted(NAMED_PLANS), default=None, metavar="NAME",
-                     help="a built-in plan instead of the axes below: " + "; ".join(
-                         f"{name}: {plan.help}" for name, plan in NAMED_PLANS.items()) + ". Only where it runs "
-                     "(--device, --threads, --executor ...) and --repeats may be given with it")
-    run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME")
-    run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME")
+    run.add_argument("--plan", default=None, metavar="NAME|FILE",
+                     help=f"read flags from a TOML plan file (keys are these flags without --) or a built-in plan: "
+                          f"{', '.join(builtin_plans())}; flags given on the command line win (default: none)")
+    run.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME",
+                     help=f"frameworks, an axis of the plan: {', '.join(specs.FRAMEWORKS)}")
+    run.add_argument("--model", nargs="+", default=["dense", "cnn"], metavar="NAME",
+                     help=f"models, an axis of the plan: {', '.join(specs.MODELS)} (`fashionbench list`)")
     run.add_argument("--device", nargs="+", default=None, metavar="NAME",
-                     help="cpu, cuda or auto (the default: cpu, and cuda where NVML lists a GPU); an explicit cuda where "
-                          "no GPU is usable is recorded as skipped, with the reason")
-    run.add_argument("--epochs", type=int, default=None, help="default 10 (1 with --quick)")
+                     help="cpu, cuda or auto (default: auto, which is cpu, and cuda where NVML lists a GPU); an explicit "
+                          "cuda where no GPU is usable is recorded as skipped, with the reason")
+    run.add_argument("--epochs", type=int, default=None, help="training epochs per case (default: 10, 1 with --quick)")
     run.add_argument("--quick", action="store_true",
                      help="the quick matrix: cpu only and 1 epoch unless --device/--epochs say otherwise")
-    run.add_argument("--batch-size", type=int, nargs="+", default=[128])
-    run.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1],
-                     help="intra-op threads, the same for every framework (default: all logical cores)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--batch-size", type=int, nargs="+", default=[128], metavar="N",
+                     help="training batch size per device, an axis of the plan")
+    add_threads_argument(run, several=True)
+    run.add_argument("--seed", type=int, default=0, help="seed of the split, batch order and weights")
     run.add_argument("--repeats", type=int, default=1, help="independent processes per case, seeds seed+i")
-    run.add_argument("--limit", type=int, default=None, help="train on the first N samples of the seeded split")
-    run.add_argument("--lr", type=float, default=1e-3)
-    run.add_argument("--dropout", type=float, default=None)
-    run.add_argument("--batchnorm", action="store_true")
+    run.add_argument("--limit", type=int, default=None, metavar="N",
+                     help="train (and validate) on the first N samples of the seeded split (default: all of it)")
+    run.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    run.add_argument("--dropout", type=float, default=None, metavar="RATE",
+                     help="dropout rate before the output layer (default: the model's own, `fashionbench list`)")
+    run.add_argument("--batchnorm", action="store_true", help="batch normalisation after every hidden layer")
     run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
-    run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
-    run.add_argument("--init", choices=specs.INITS, default="framework")
-    speed = run.add_argument_group("speed and framework settings (each accepts several values and becomes an axis of "
-                                   "the plan; a framework's own settings are dropped from the other frameworks' cases)")
-    speed.add_argument("--precision", nargs="+", default=["fp32"], metavar="NAME",
-                       help="fp32, bf16, fp16-mixed, tf32; combinations a device cannot run are recorded as skipped")
-    for name, (_, setting) in SETTINGS.items():
-        flag = f"--{name.replace('_', '-')}"
-        if isinstance(setting.default, bool):
-            speed.add_argument(flag, nargs="*", type=on_off, default=[setting.default], metavar="off|on",
-                               help=f"{setting.help} (no value: on)")
-        else:
-            speed.add_argument(flag, nargs="+", type=type(setting.default), default=[setting.default],
-                               metavar=setting.metavar, help=setting.help)
+    run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
+                     help="stop after PATIENCE epochs without a better validation loss (default: train every epoch)")
+    run.add_argument("--init", choices=specs.INITS, default="framework",
+                     help="weights: framework (each framework's own initialiser) or shared (the same numbers in all)")
+    add_speed_arguments(run.add_argument_group(
+        "speed and framework settings (each accepts several values and becomes an axis of the plan; a framework's own "
+        "settings are dropped from the other frameworks' cases)"))
     scaling = run.add_argument_group("data-parallel scaling")
     scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
                          help="data-parallel replicas per case (an axis): torch via torchrun + DDP, Keras via "
@@ -68,15 +76,32 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                               "replica gets --threads/N cores. --batch-size is per replica")
     scaling.add_argument("--lr-scaling", choices=specs.LR_SCALING, default="none",
                          help="learning rate at N replicas: none (--lr) or linear (N x --lr)")
-    run.add_argument("--targets", type=float, nargs="+", default=[], help="validation accuracies for time-to-accuracy")
-    run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024])
-    run.add_argument("--timeout", type=positive_float, default=3600.0, help="seconds per case before it is killed")
-    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    run.add_argument("--data-dir", default=None)
+    run.add_argument("--targets", type=float, nargs="+", default=[], metavar="ACC",
+                     help="validation accuracies for time-to-accuracy (default: the model's own, `fashionbench list`)")
+    run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024], metavar="N",
+                     help="batch sizes of the inference throughput and latency measurements")
+    add_timeout_argument(run)
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+                     help="folder the records are written to, one JSON file per run")
+    add_data_dir_argument(run)
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
     run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
     add_executor_arguments(run.add_argument_group("where cases run (README: Beyond one machine)"))
+
+
+def add_speed_arguments(speed: argparse._ArgumentGroup) -> None:
+    """--precision and one flag per framework-specific setting of the framework registry."""
+    speed.add_argument("--precision", nargs="+", default=["fp32"], metavar="NAME",
+                       help="fp32, bf16, fp16-mixed, tf32; combinations a device cannot run are recorded as skipped")
+    for name, (_, setting) in SETTINGS.items():
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(setting.default, bool):
+            speed.add_argument(flag, nargs="*", type=on_off, default=[setting.default], metavar="off|on",
+                               help=f"{setting.help} (no value: on) (default: {'on' if setting.default else 'off'})")
+        else:
+            speed.add_argument(flag, nargs="+", type=type(setting.default), default=[setting.default],
+                               metavar=setting.metavar, help=setting.help)
 
 
 def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
@@ -86,37 +111,16 @@ def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
     where.add_argument("--ray-address", default=None, metavar="ADDR",
                        help="the Ray head's HOST:PORT or auto (default: $RAY_ADDRESS, else auto)")
     where.add_argument("--on", nargs="+", default=None, metavar="KIND",
-                       help="run the plan on nodes of each machine kind (Ray resource kind:KIND)")
+                       help="run the plan on nodes of each machine kind (Ray resource kind:KIND) (default: any node)")
     where.add_argument("--every-kind", action="store_true", help="run the plan once on every machine kind in the cluster")
     where.add_argument("--per-node", type=int, default=1, metavar="N",
-                       help="timed cases a node runs at once (default 1: no case times another's load)")
+                       help="timed cases a node runs at once (1: no case times another's load)")
     where.add_argument("--retries", type=int, default=1, metavar="N",
-                       help="times a case is retried on another node of its kind when its node dies (default 1)")
-
-
-# What --plan-name leaves to the user: where and how often its fixed recipe runs, never what it trains.
-PLAN_NAME_FREE = {"plan_name", "device", "threads", "repeats", "timeout", "results", "data_dir", "strict", "resume",
-                  "quiet", "executor", "ray_address", "on", "every_kind", "per_node", "retries"}
-
-
-def named_plan(args: argparse.Namespace) -> list[specs.RunSpec]:
-    """The built-in plan --plan-name names, on the devices and threads given; a recipe flag beside it is refused."""
-    defaults = argparse.ArgumentParser()
-    add_arguments(defaults)
-    given = [f"--{dest.replace('_', '-')}" for dest, default in vars(defaults.parse_args([])).items()
-             if dest not in PLAN_NAME_FREE and getattr(args, dest, default) != default]
-    if given:
-        raise UsageError(f"--plan-name {args.plan_name} fixes the recipe; drop {' '.join(given)} "
-                         "or run the axes without --plan-name")
-    if len(args.threads) != 1:
-        raise UsageError(f"--plan-name {args.plan_name} runs at one thread count; pass one --threads value")
-    return NAMED_PLANS[args.plan_name].build(resolve_devices(args.device or ["auto"]), args.threads[0], args.repeats)
+                       help="times a case is retried on another node of its kind when its node dies")
 
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
-    """Expand the run flags into specs (or the named plan), rejecting bad values before anything starts."""
-    if args.plan_name:
-        return named_plan(args)
+    """Expand the run flags into specs, rejecting bad values before anything starts."""
     devices = resolve_devices(args.device or (["cpu"] if args.quick else ["auto"]))
     epochs = args.epochs if args.epochs is not None else (1 if args.quick else 10)
     axes = {
@@ -210,10 +214,12 @@ def main(args: argparse.Namespace) -> int:
 
 def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace, view: PlanView) -> int:
     """Run the plan through a ready executor, showing its progress in `view`, then the summary."""
-    from suite.report.table import summary_table
+    from suite.cli.show import print_table
     from suite.run.runner import run_plan
 
     if not args.quiet:
+        if line := getattr(args, "plan_line", None):
+            print(line, flush=True)
         devices = " ".join(dict.fromkeys(spec.device for spec in plan))
         print(f"running {len(executor.jobs(plan))} case(s) on {devices}, {executor.describe()}; results → {args.results}/",
               flush=True)
@@ -229,7 +235,7 @@ def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Names
               f"run the same command with --resume to finish the rest", file=sys.stderr)
         return 130
     if outcome.already_done or outcome.records:
-        print(summary_table(outcome.already_done + outcome.records).to_string(index=False))
+        print_table(outcome.already_done + outcome.records)
     if outcome.write_failure:
         for record in outcome.unsaved:
             print(record.model_dump_json())

@@ -9,6 +9,7 @@ from suite.cli import goals
 
 HELP = "renamed to `goals`; runs it"
 add_arguments = goals.add_arguments
+EXIT_CODES = goals.EXIT_CODES
 
 
 def main(args: argparse.Namespace) -> int:

@@ -14,6 +14,9 @@ from suite.core.models import CATALOG
 # reduce-overhead is torch.compile with CUDA graphs (one replay per step instead of one launch per kernel); on CPU
 # inductor skips the graphs, so there it is torch.compile's default code and the record says no graphs were used.
 TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+# graph: forward, loss, backward and Adam captured once as one CUDA graph (torch.cuda.graph) and replayed every step,
+# the batch gathered on the device inside the graph (suite/backends/step_graph.py; docs/gpu-speed.md).
+TORCH_STEP_MODES = ("eager", "graph")
 JIT_COMPILE = ("auto", "on", "off")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -59,6 +62,9 @@ FRAMEWORKS: dict[str, Framework] = {
     "torch": Framework("suite.backends.torch_backend", {
         "compile": Setting("none", "torch (torch.compile); for keras use --jit-compile", choices=TORCH_COMPILE_MODES,
                            help=f"torch.compile mode for torch cases: {', '.join(TORCH_COMPILE_MODES)}", metavar="MODE"),
+        "step": Setting("eager", "torch (the whole-step CUDA graph)", choices=TORCH_STEP_MODES, metavar="MODE",
+                        help="torch training step: eager (one launch per kernel) or graph (the whole step as one CUDA "
+                             "graph, replayed; CUDA only)"),
         "channels_last": Setting(False, "the torch {models} only", model_fact="channels_last",
                                  help="channels-last memory format for torch cases of models with convolutions"),
     }, rank_backend_module="suite.backends.torch_ddp"),

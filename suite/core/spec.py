@@ -59,6 +59,7 @@ class RunSpec:
     keras_backend: str = "tensorflow"
     precision: str = "fp32"
     compile: str = "none"
+    step: str = "eager"
     jit_compile: str = "auto"
     channels_last: bool = False
     steps_per_execution: int = 1
@@ -132,12 +133,30 @@ class RunSpec:
             return "fp16-mixed needs a CUDA GPU: fp16 autocast/loss scaling on CPU is emulated and not a setting anyone deploys"
         if self.device == "cpu" and self.precision == "tf32":
             return "tf32 is an NVIDIA tensor-core format (Ampere or newer); CPUs have no TF32 mode"
+        if reason := self._step_graph_reason():
+            return reason
         if self.devices > 1 and self.compile == "reduce-overhead":
             return ("--compile reduce-overhead with --devices > 1: CUDA-graph replay and DDP's gradient all-reduce "
                     "hooks are not combined here; use --compile default or none for data-parallel cases")
         if self.devices > 1 and self.framework == "keras" and self.keras_backend == "torch":
             return ("--devices > 1 on Keras's torch backend: Keras 3 distributes only on JAX (keras.distribution) and "
                     "TensorFlow (tf.distribute); use --keras-backend jax or tensorflow, or --framework torch (DDP)")
+        return None
+
+    def _step_graph_reason(self) -> str | None:
+        """Why --step graph cannot run with the other settings of this case, or None."""
+        if self.step != "graph":
+            return None
+        if self.device == "cpu":
+            return "--step graph captures a CUDA graph: it needs a CUDA GPU (on a CPU every op is a function call)"
+        if self.compile != "none":
+            return ("--step graph captures eager kernels with torch.cuda.graph; with torch.compile use --compile "
+                    "reduce-overhead (its own CUDA graphs) instead")
+        if self.precision == "fp16-mixed":
+            return ("--step graph with fp16-mixed: GradScaler's step reads its inf check on the host, which a CUDA graph "
+                    "cannot hold; use bf16 (no loss scaling)")
+        if self.devices > 1:
+            return "--step graph with --devices > 1: DDP's gradient all-reduce is not captured here; use --devices 1"
         return None
 
     @property

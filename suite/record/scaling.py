@@ -7,6 +7,10 @@ import statistics
 from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
 
+# N replicas each doing the 1-device case's work cannot beat N times its rate; a few points above 100 are run-to-run
+# noise, more means the 1-device baseline collapsed (a disturbed or throttled run), as in the 264 % an asv run stored.
+MAX_EFFICIENCY_PCT = 105.0
+
 
 def _devices(record: RunRecord) -> int:
     return int(record.spec.get("devices", 1))  # records stored before the axis ran on one device
@@ -37,3 +41,12 @@ def with_scaling_efficiency(records: list[RunRecord]) -> list[RunRecord]:
             record = record.model_copy(update={"scaling_efficiency_pct": efficiency})
         filled.append(record)
     return filled
+
+
+def impossible_efficiency(efficiency_pct: float) -> str | None:
+    """Why a scaling efficiency cannot be true (above linear beyond noise), or None."""
+    if efficiency_pct <= MAX_EFFICIENCY_PCT:
+        return None
+    return (f"scaling efficiency {efficiency_pct:,.0f} % is above linear (> {MAX_EFFICIENCY_PCT:.0f} %): N replicas "
+            "cannot beat N x the 1-device rate, so the 1-device baseline collapsed (a disturbed or throttled run); "
+            "rerun the devices=1 case on a quiet machine")

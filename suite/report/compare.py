@@ -197,7 +197,7 @@ def _fmt(metric: Metric, stats: Summary | None) -> str:
     if stats is None:
         return "—"
     spread = f" ±{metric.format(stats.iqr / 2)}" if stats.n > 1 else ""
-    return f"{metric.format(stats.median)}{spread} (n={stats.n})"
+    return f"{metric.shown(stats.median)}{spread} (n={stats.n})"
 
 
 HEADER = ("case", "figure", "base", "new", "change", "beyond noise", "verdict")

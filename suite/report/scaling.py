@@ -42,7 +42,7 @@ def _row(case: Case, reference: Case | None) -> dict[str, Any]:
         value = _median(case, key)
         if key == "scaling_efficiency_pct" and spec.devices == 1 and value is None and case.ok:
             value = 100.0  # the reference itself
-        row[key] = METRIC_BY_KEY[key].format(value)
+        row[key] = METRIC_BY_KEY[key].shown(value)
     per_rank = [r.per_rank_steady_samples_per_s for r in case.ok if r.per_rank_steady_samples_per_s]
     row["per_rank"] = METRIC_BY_KEY["train_samples_per_s"].format(sorted(per_rank)[len(per_rank) // 2] if per_rank else None)
     return row
@@ -54,8 +54,11 @@ def scaling_section(cases: list[Case]) -> list[dict[str, Any]]:
     for members in scaling_families(cases):
         reference = next((c for c in members if c.spec.devices == 1 and c.ok), None)
         family = members[0].label.replace(f" devices={members[0].spec.devices}", "")
+        efficiency = METRIC_BY_KEY["scaling_efficiency_pct"]
+        impossible = [f"devices={c.spec.devices}: {why}" for c in members
+                      if (why := efficiency.flag(_median(c, "scaling_efficiency_pct")))]
         tables.append({"family": family, "has_reference": reference is not None,
-                       "rows": [_row(c, reference) for c in members]})
+                       "rows": [_row(c, reference) for c in members], "impossible": impossible})
     return tables
 
 

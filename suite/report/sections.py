@@ -19,7 +19,7 @@ from suite.report.cases import Case, best_values, beyond_noise, launch_hint, med
 from suite.report.curves import case_curves, run_overfit
 from suite.report.hardware import case_costs, recommend
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
-from suite.report.table import probe_notes
+from suite.report.table import caveat_counts, probe_notes
 
 BEST_MARK = "★"
 NOISE_TEXT = {True: "beyond noise (IQRs apart)", False: "within noise (IQRs overlap)", None: "one run each: noise unknown"}
@@ -55,10 +55,11 @@ def cell(case: Case, metric: Metric, best: dict[str, float]) -> dict[str, Any]:
     if stats is None:
         return {"text": "—", "spread": "", "best": False, "title": "not measured", "value": None}
     is_best = metric.key in best and math.isclose(stats.median, best[metric.key], rel_tol=1e-12, abs_tol=0.0)
-    return {"text": metric.format(stats.median) + (f" {BEST_MARK}" if is_best else ""),
+    flag = metric.flag(stats.median)
+    return {"text": metric.shown(stats.median) + (f" {BEST_MARK}" if is_best else ""),
             "spread": f"±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "", "best": is_best, "value": stats.median,
             "title": f"median {metric.format(stats.median)}, min {metric.format(stats.min)}, "
-                     f"max {metric.format(stats.max)}, n={stats.n}",
+                     f"max {metric.format(stats.max)}, n={stats.n}" + (f" — {flag}" if flag else ""),
             "note": probe_notes(case.ok) if metric.key == "mfu_pct" else ""}
 
 
@@ -96,6 +97,7 @@ def summary_section(cases: list[Case], targets: dict[str, float]) -> list[dict[s
         reached = [v for v in medians if v is not None and math.isfinite(v)]
         best_tta = min(reached) if len(reached) >= 2 else None
         rows = [{"label": c.label, "host": c.where, "runs": f"{len(c.ok)}/{len(c.records)}",
+                 "flags": caveat_counts(c.ok),
                  "cells": [cell(c, m, best) for m in metrics] + [tta_cell(c, tta, best_tta)]} for c in members]
         headers = [m.label for m in metrics] + [f"time to {targets[task]:g} val acc s"]
         tables.append({"task": task, "target": targets[task], "headers": headers, "rows": rows,
@@ -134,12 +136,20 @@ def side_by_side_rows(cases: list[Case]) -> list[dict[str, Any]]:
             rows.append({"group": group, "figure": metric.label,
                          "values": {fw: _median_spread(metric, s) for fw, s in present.items()},
                          "winner": f"{win_fw} {_margin(metric, win.median, lose.median)}",
-                         "noise": NOISE_TEXT[beyond_noise(win, lose)]})
+                         "noise": _disturbed_text(by_fw, metric) or NOISE_TEXT[beyond_noise(win, lose)]})
     return rows
 
 
+def _disturbed_text(by_fw: dict[str, Case], metric: Metric) -> str | None:
+    """A timing figure with DISTURBED runs cannot be called beyond or within noise: say whose runs were disturbed."""
+    hit = [fw for fw, case in by_fw.items() if any(r.disturbed for r in case.ok)]
+    if not metric.timing or not hit:
+        return None
+    return f"not judged: DISTURBED runs ({', '.join(hit)}; other work shared the machine)"
+
+
 def _median_spread(metric: Metric, stats: Any) -> str:
-    return metric.format(stats.median) + (f" ±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "")
+    return metric.shown(stats.median) + (f" ±{metric.format(stats.iqr / 2)}" if stats.n > 1 else "")
 
 
 def _margin(metric: Metric, best: float, other: float) -> str:

@@ -29,6 +29,16 @@ def die_with_parent() -> None:
         pass
 
 
+def exit_with_parent() -> None:
+    """Tie this running process to its parent the way die_with_parent ties a child: SIGKILL when the parent dies, and
+    exit now if it already has (its death before the prctl call would otherwise go unnoticed). asv's setup_cache calls
+    it: asv runs it in a process group of its own, so a killed asv took none of it down and it kept starting workers."""
+    parent = os.getppid()
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def torchrun_ranks(spec: RunSpec) -> bool:
     """True when the case runs as several torch processes (Keras keeps its replicas in one process)."""
     return spec.framework == "torch" and spec.devices > 1

@@ -20,13 +20,14 @@ from suite.backends import Backend, Unsupported, skip_message
 from suite.core import data
 from suite.core.models import forward_flops_per_sample, train_flops_per_sample
 from suite.core.spec import RunSpec
-from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes
+from suite.measure.host import CpuMeter, HostSampler, PhaseContention, case_processes, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
 from suite.run.case import CaseSetup, torchrun_rank
 from suite.run.events import EventSink
 from suite.run.launch import die_with_parent
+from suite.run.plant import PlantedSlowdown, planted_slowdown_pct
 from suite.run.watch import EpochWatch, SteadySpan
 
 STEP_TIMING_STEPS = 30
@@ -69,10 +70,13 @@ class Case:
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
+        self.processes = case_processes(torchrun_rank() is not None)
+        self.plant: float | None = None
 
     def run(self) -> RunRecord:
         """Set up, train, evaluate and profile; the record says how far it got."""
         spec, rec, setup = self.spec, self.record, self.setup
+        self.plant = rec.planted_slowdown_pct = planted_slowdown_pct()
         try:
             setup.open(self.data_dir, self.events)
         finally:
@@ -108,9 +112,12 @@ class Case:
         best_loss, best_state, bad_epochs = math.inf, None, 0
         backend.reset_device_memory_peak()
         host = HostSampler() if rec.monitoring else nullcontext()
+        contention = PhaseContention(spec.threads, self.processes)
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
                 loss, accuracy, train_s = self._epoch(epoch, n_train)
+                contention.mark()
+                rec.contention_train = contention.result(per_epoch=True)
                 if not math.isfinite(loss):
                     rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
                     rec.status, rec.diverged_epoch = "diverged", epoch
@@ -144,8 +151,11 @@ class Case:
         backend = self.setup.backend
         watch = EpochWatch(self.events, epoch, self.spec.epochs, n_train, self.spec.global_batch_size,
                            sync=backend.sync if self.spec.epochs == 1 else None)
+        hook = watch if self.plant is None else PlantedSlowdown(self.plant, watch)
         t0 = time.perf_counter()
-        loss, accuracy = self.setup.train_epoch(epoch, watch)
+        loss, accuracy = self.setup.train_epoch(epoch, hook)
+        if isinstance(hook, PlantedSlowdown):
+            hook.finish()
         t1 = time.perf_counter()
         if self.spec.epochs == 1:
             self.in_epoch = watch.steady(t1)
@@ -191,6 +201,7 @@ class Case:
     def _profile(self, backend: Backend, sampler: NvmlSampler | None) -> None:
         rec = self.record
         self.events.emit("step_timing")
+        contention = PhaseContention(self.spec.threads, self.processes)
         steps, launches = backend.step_times_s(STEP_TIMING_STEPS)
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
         rec.step_launch_ms_p50 = percentile_ms(launches, 50) if launches else None
@@ -199,6 +210,7 @@ class Case:
             for batch_size in self.spec.infer_batch_sizes:
                 self.events.emit("inference", batch_size=batch_size)
                 rec.inference.append(measure_inference(backend, batch_size))
+        rec.contention_profile = contention.result()
         if sampler:
             rec.gpu_train, rec.gpu_inference = sampler.stats("train"), sampler.stats("inference")
             if rec.gpu_train.energy_j is not None and rec.train_total_s:
