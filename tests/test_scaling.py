@@ -23,6 +23,7 @@ from suite.report.page import ReportInputs, build_report
 from suite.report.table import summary_table
 from suite.run.launch import launcher, rank_env
 from suite.run.runner import case_env, run_case
+from suite.run.worker import step_balance
 from tests.conftest import REPO, needs_data, run_cli
 from tests.test_report import fixture_records, parse_html, with_figures, with_machine, write_all
 
@@ -208,3 +209,25 @@ def test_comm_share_reads_ddps_own_timings():
                "avg_backward_compute_comm_overlap_time": 200}
     assert comm_share_pct(timings) == pytest.approx(100 * 200 / 1000)
     assert comm_share_pct({}) is None
+
+
+@pytest.mark.parametrize("devices", [1, 2, 4])
+def test_sync_free_step_divides_the_steady_epoch_by_global_steps(devices: int):
+    # 1,280 samples, 64 per replica: 20 steps on one device, 10 on two, 5 on four (each step takes every replica's batch).
+    spec = RunSpec(framework="torch", model="dense", devices=devices, threads=4, batch_size=64, limit=1280)
+    record = with_figures(fixture_records()[0], steady_epoch_s=1.0, train_samples=1280, step_time_ms_p50=None)
+    step_balance(record, spec)
+    assert record.sync_free_step_ms == pytest.approx(1000.0 / (20 / devices))
+
+
+def test_a_two_rank_run_records_global_steps_and_counts_its_ranks_as_its_own(probe_cache, monkeypatch):
+    monkeypatch.setenv("FASHIONBENCH_CACHE", str(probe_cache))
+    spec = RunSpec(framework="torch", model="dense", devices=2, threads=2, epochs=2, limit=1280, batch_size=64,
+                   infer_batch_sizes=(32,))
+    record = run_case(spec, timeout_s=300)
+    assert record.status == "ok", record.error
+    assert record.sync_free_step_ms == pytest.approx(1000.0 * record.steady_epoch_s / 10)  # 1,280 / (2 x 64)
+    # Both ranks and torchrun are the case: their CPU time is its own, not other work on the machine. The ranks step in
+    # lockstep, so the case's own cores are about twice rank 0's (cpu_util_pct: rank 0's process alone).
+    train = record.contention_train
+    assert 100 * train.own_busy_cores >= 1.4 * record.cpu_util_pct and train.case_cores == min(2, os.cpu_count())

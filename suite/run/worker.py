@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from suite.backends import Backend, Unsupported, skip_message
 from suite.core import data
@@ -72,7 +73,7 @@ class Case:
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
-        self.processes = case_processes(torchrun_rank() is not None)
+        self.processes: list[psutil.Process] = []
         self.plant: float | None = None
 
     def run(self) -> RunRecord:
@@ -114,6 +115,7 @@ class Case:
         best_loss, best_state, bad_epochs = math.inf, None, 0
         backend.reset_device_memory_peak()
         host = HostSampler() if rec.monitoring else nullcontext()
+        self.processes = case_processes(torchrun_rank() is not None)  # now: every rank has started by the first epoch
         contention = PhaseContention(spec.threads, self.processes)
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
@@ -266,7 +268,8 @@ def step_over_floor(rec: RunRecord) -> float | None:
 def step_balance(rec: RunRecord, spec: RunSpec) -> None:
     """Synced step time next to the sync-free loop's step time, and the launch-bound hint (CUDA, launch timed)."""
     if rec.steady_epoch_s and rec.train_samples:
-        rec.sync_free_step_ms = 1000.0 * rec.steady_epoch_s / math.ceil(rec.train_samples / spec.batch_size)
+        # One step of the loop takes a global batch: every replica's --batch-size samples (--devices N).
+        rec.sync_free_step_ms = 1000.0 * rec.steady_epoch_s / math.ceil(rec.train_samples / spec.global_batch_size)
         if rec.step_time_ms_p50:
             rec.synced_step_ratio = rec.step_time_ms_p50 / rec.sync_free_step_ms
     if spec.device == "cuda" and rec.step_launch_ms_p50 is not None and rec.step_time_ms_p50:
