@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -104,14 +105,21 @@ def describe(benchmark: Any, phase: str, spec: RunSpec, case: tuple[RunRecord, R
 def test_train_epoch(benchmark: Any, spec: RunSpec, case: tuple[RunRecord, ResidentCase, float]) -> None:
     """One training epoch over the spec's training samples, device synchronised; the warm-up round takes tracing."""
     describe(benchmark, "train-epoch", spec, case)
-    benchmark.pedantic(case[1].train_epoch, rounds=TRAIN_ROUNDS, iterations=1, warmup_rounds=1)
+    reply = benchmark.pedantic(case[1].train_epoch, rounds=TRAIN_ROUNDS, iterations=1, warmup_rounds=1)
+    # Untimed, the call runs once; timed, after one warm-up round. Either way each call trained the next epoch.
+    assert reply["epoch"] == (1 if benchmark.disabled else 1 + TRAIN_ROUNDS)
+    assert math.isfinite(reply["loss"]) and reply["loss"] > 0
+    if reply["epoch"] == 1:  # same spec, seed and data order as the isolated run: its first epoch, in another process
+        assert reply["loss"] == pytest.approx(case[0].history[0].train_loss, rel=1e-4)
+        assert reply["accuracy"] == pytest.approx(case[0].history[0].train_accuracy, abs=1e-6)
 
 
 def test_inference_pass(benchmark: Any, spec: RunSpec, case: tuple[RunRecord, ResidentCase, float]) -> None:
     """One eval-mode forward of 1,024 test images in one batch, outputs copied to host."""
     describe(benchmark, "inference-pass", spec, case)
-    benchmark.pedantic(case[1].inference_pass, args=(plans.THROUGHPUT_BATCH,), rounds=INFER_ROUNDS, iterations=1,
-                       warmup_rounds=1)
+    reply = benchmark.pedantic(case[1].inference_pass, args=(plans.THROUGHPUT_BATCH,), rounds=INFER_ROUNDS,
+                               iterations=1, warmup_rounds=1)
+    assert reply["batch_size"] == plans.THROUGHPUT_BATCH and 0 < reply["seconds"] < 60
 
 
 def test_benchmark_only_json_carries_the_isolated_figures(tmp_path: Path, probe_cache: Path) -> None:

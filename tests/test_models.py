@@ -18,6 +18,7 @@ from suite.core.models import (
 )
 from suite.core.spec import RunSpec
 from tests.conftest import REPO, needs_data
+from tests.helpers.parity import IMAGES, VARIANTS
 
 
 def test_param_counts_match_the_published_architectures():
@@ -70,25 +71,33 @@ def parity() -> dict[str, list[dict]]:
     return facts
 
 
+def paired(parity: dict[str, list[dict]]) -> list[tuple[dict, dict]]:
+    """torch's and Keras's facts variant by variant; both must cover every variant, in the same order."""
+    for framework in ("torch", "keras"):
+        assert [f["variant"] for f in parity[framework]] == VARIANTS, framework
+    return list(zip(parity["torch"], parity["keras"]))
+
+
 @needs_data
 def test_parameter_parity_per_model_and_variant(parity):
-    for t, k in zip(parity["torch"], parity["keras"]):
+    for t, k in paired(parity):
         expected = param_count(RunSpec(framework="torch", **t["variant"]))
         assert t["params"] == k["params"] == expected, t["variant"]
 
 
 @needs_data
 def test_shared_init_logits_agree_within_1e_4(parity):
-    for t, k in zip(parity["torch"], parity["keras"]):
+    for t, k in paired(parity):
         torch_out, keras_out = np.asarray(t["outputs"]), np.asarray(k["outputs"])
-        assert torch_out.shape == keras_out.shape
+        classes = 1 if t["variant"]["model"] == "binary" else 10
+        assert torch_out.shape == keras_out.shape == (IMAGES, classes), t["variant"]
         assert np.abs(torch_out).max() > 1e-3, "outputs all ~0 would make the comparison vacuous"
         np.testing.assert_allclose(torch_out, keras_out, atol=1e-4, err_msg=str(t["variant"]))
 
 
 @needs_data
 def test_analytic_flops_equal_torch_flop_counter(parity):
-    for t in parity["torch"]:
+    for t, _ in paired(parity):
         spec = RunSpec(framework="torch", **t["variant"])
         assert t["forward_flops"] == forward_flops_per_sample(spec), t["variant"]
         assert t["train_flops"] == train_flops_per_sample(spec), t["variant"]

@@ -54,13 +54,14 @@ class ResidentCase:
             self._receive()
             self._ready = True
 
-    def train_epoch(self) -> None:
-        """One training epoch over the spec's training samples (next epoch's seeded order), device synchronised."""
-        self._call({"do": "train_epoch"})
+    def train_epoch(self) -> dict[str, Any]:
+        """One training epoch over the spec's training samples (next epoch's seeded order), device synchronised; the
+        reply says which epoch it was and its mean loss and accuracy."""
+        return self._call({"do": "train_epoch"})
 
-    def inference_pass(self, batch_size: int) -> None:
-        """One eval-mode forward of `batch_size` test images, outputs copied to host."""
-        self._call({"do": "inference_pass", "batch_size": batch_size})
+    def inference_pass(self, batch_size: int) -> dict[str, Any]:
+        """One eval-mode forward of `batch_size` test images, outputs copied to host; the reply holds its seconds."""
+        return self._call({"do": "inference_pass", "batch_size": batch_size})
 
     def roundtrip_ms(self, pings: int = 5) -> float:
         """Median time of an empty request: the harness overhead inside every timed call."""
@@ -134,14 +135,17 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     for line in requests:
         request = json.loads(line)
         try:
+            answer: dict[str, Any] = {"ok": True}
             if request["do"] == "train_epoch":
                 epoch += 1
-                case.train_epoch(epoch)
+                loss, accuracy = case.train_epoch(epoch)
+                answer.update(epoch=epoch, loss=loss, accuracy=accuracy)
             elif request["do"] == "inference_pass":
-                case.backend.inference_latencies_s(request["batch_size"], calls=1, warmup_calls=0)
+                (seconds,) = case.backend.inference_latencies_s(request["batch_size"], calls=1, warmup_calls=0)
+                answer.update(batch_size=request["batch_size"], seconds=seconds)
             elif request["do"] != "ping":
                 raise ValueError(f"unknown request {request['do']!r}")
-            reply({"ok": True})
+            reply(answer)
         except Exception as exc:
             reply({"error": f"{request['do']} failed: {type(exc).__name__}: {exc}"})
 

@@ -10,14 +10,13 @@ import json
 import os
 import sys
 
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-
 import numpy as np
 
 from suite.core import data
 from suite.core.models import shared_weights
 from suite.core.spec import RunSpec
 
+IMAGES = 16
 VARIANTS = [
     {"model": m, **flags}
     for m in ("dense", "cnn", "binary")
@@ -63,7 +62,8 @@ def keras_facts(spec: RunSpec, images: np.ndarray) -> dict[str, object]:
 
 def main(framework: str) -> None:
     """Print a JSON list, one entry per variant."""
-    images = data.prepare(data.load(), "10-class", seed=0, limit=64).x_test[:16]
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # here, not at import: the tests import VARIANTS from this module
+    images = data.prepare(data.load(), "10-class", seed=0, limit=64).x_test[:IMAGES]
     facts = torch_facts if framework == "torch" else keras_facts
     results = [{"variant": v, **facts(RunSpec(framework=framework, init="shared", **v), images)} for v in VARIANTS]
     json.dump(results, sys.stdout)
