@@ -1023,6 +1023,9 @@ def test_the_example_report_answers_on_one_screen_in_headless_chromium(tmp_path:
     # Both verdicts, whole, above the fold of a 1400 × 900 window.
     assert boxes["ids"]["verdict"]["bottom"] <= browser.WINDOW[1]
     assert boxes["ids"]["hardware-verdict"]["top"] < boxes["ids"]["frameworks-verdict"]["top"]
+    # Its not-ok runs are CUDA cases skipped on a machine without a GPU: listed, but folded away.
+    not_ok = parse_html(page.read_text(encoding="utf-8")).find("details", id="not-ok")
+    assert "Runs not ok (6)" in not_ok.find("summary").text and "open" not in not_ok.attrs
     # The committed example is a page of this layout too (re-render it with the command in reports/README.md).
     committed = EXAMPLE / "index.html"
     assert committed.stat().st_size <= PAGE_BYTES_LIMIT
