@@ -4,10 +4,10 @@ A case's cost is counted in work units: each training sample costs the model's p
 its training FLOPs per sample (analytic, suite.core.models), times epochs x training samples; then come forward
 passes over the validation and test sets (at the model's forward share of that cost) and the timed single steps;
 inference takes its time budget per batch size unless its slowest calls need more; a fixed part covers worker start,
-framework import and data. Why the square root: time is not proportional to FLOPs for these small nets. On the
-2-core CPU VM the CNN (38x the dense net's FLOPs) trained 2.4-6.6x slower per sample than the dense net, on an H200
-1.3x (launch-bound): FLOP-proportional pricing overstated the CNN 6-30x, per-sample pricing understated it up to 7x;
-the square root (6.1x) sits between, and the running case's own pace replaces it within seconds.
+framework import and data. Why the square root: time is not proportional to FLOPs for these small nets. The CNN
+has 38x the dense net's FLOPs but trains a few times slower per sample on a 2-core CPU and 1.3x slower on an H200
+(launch-bound, the 2026-12-04 records): FLOP-proportional pricing overstates it many times, per-sample pricing
+understates it; the square root (6.1x) sits between, and the running case's own pace replaces it within seconds.
 
 Finished cases price the units: seconds per unit (their epochs' training seconds / their training units) and fixed
 seconds (what their wall time leaves), each looked up for a case from the most specific setup that has finished: the
