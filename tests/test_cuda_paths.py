@@ -141,7 +141,8 @@ def test_worker_itself_skips_cuda_when_the_framework_has_no_gpu(tmp_path: Path, 
 def test_real_gpu_run_fills_device_figures(tmp_path: Path, probe_cache: Path):
     # Keras on torch and JAX: GPU images as they come have no TensorFlow (tests/test_gpu_ready.py).
     out = run_cli("run", "--framework", "torch", "keras", "--keras-backend", "torch", "jax", "--model", "cnn",
-                  "--device", "cuda", "--epochs", "2", "--limit", "2000", "--results", str(tmp_path), cache=probe_cache)
+                  "--device", "cuda", "--epochs", "2", "--limit", "2000", "--infer-batch-sizes", "1", "--results", str(tmp_path),
+                  cache=probe_cache)
     assert out.returncode == 0, out.stderr[-3000:]
     records, _ = read_store([tmp_path])
     for record in records:

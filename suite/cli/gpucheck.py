@@ -1,14 +1,16 @@
 """`fashionbench gpu-check OUTDIR`: the one-shot check a person runs on a fresh GPU box (tools/gpu-check.sh calls it).
 
-It prints what the box has, runs the gpu-marked tests, the GEMM probe and the plan of suite/bench/gpucheck.py within
-its budget, then writes at most 7 files into OUTDIR: found.json, gpu-tests.txt, probe.json, records.tar.gz,
-report.html, summary.csv and summary.md (the one-page verdict). `--dry-run` prints the plan and its estimate only.
+It prints what the box has, measures the GEMM probe, runs the gpu-marked tests (with the check's data dir and probes)
+and the plan of suite/bench/gpucheck.py within its budget, then writes at most 7 files into OUTDIR: found.json,
+gpu-tests.txt, probe.json, records.tar.gz, report.html, summary.csv and summary.md (the one-page verdict).
+`--dry-run` prints the plan and its estimate only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from suite.record.store import ensure_writable, read_store, write_record
 NAME = "gpu-check"
 HELP = "one-shot GPU check: what the box has, gpu tests, probe, an 8-minute plan, report and summary into OUTDIR"
 REPO = Path(__file__).resolve().parents[2]
-TESTS_TIMEOUT_S = 180.0
+TESTS_TIMEOUT_FACTOR = 2.0  # the tests are killed at twice their estimate: slow ones are reported, hung ones cut short
 EXIT_CODES = {1: "the GPU sanity verdict is fail, or a gpu-marked test failed or was killed"}
 
 
@@ -40,16 +42,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_plan(cases: list[Planned]) -> None:
-    """Each case with its estimate, the steps around them and the total against the budget."""
+    """The steps and each plan part with its cases and estimates, in run order, and the total against the budget."""
     print(f"plan: {len(cases)} case(s), one process each, {gpucheck.EPOCHS} epochs at batch {gpucheck.BATCH_SIZE} on the full "
-          f"training split (cpu: --limit {gpucheck.CPU_LIMIT}), inference at batch {' and '.join(map(str, gpucheck.INFER_BATCH_SIZES))}, "
-          "NVML sampled every 150 ms; estimates from the per-part figures in suite/bench/gpucheck.py")
-    for case in cases:
-        print(f"  {case.estimate_s:5.0f} s  {case.spec.label}")
-    for step, seconds in gpucheck.STEPS_S.items():
+          f"training split unless said (cpu: --limit {gpucheck.CPU_LIMIT}), inference at batch "
+          f"{' and '.join(map(str, gpucheck.INFER_BATCH_SIZES))}, NVML sampled every 150 ms; estimates fitted to the "
+          "walls of the 2026-12-04 H200 run (suite/bench/gpucheck.py)")
+    threads = cases[0].spec.threads if cases else None
+    for step, seconds in gpucheck.steps_s(threads).items():
         print(f"  {seconds:5.0f} s  [{step}]")
-    total = gpucheck.total_estimate_s(cases)
-    print(f"estimated total: {total:.0f} s ({total / 60:.1f} min; budget {gpucheck.BUDGET_S:.0f} s)")
+    for part in gpucheck.PLAN_PARTS:
+        members = [c for c in cases if c.part == part.name]
+        print(f"  {sum(c.estimate_s for c in members):5.0f} s  [{part.name}] {part.why}")
+        for case in members:
+            epochs = f" epochs={case.spec.epochs}" if case.spec.epochs != gpucheck.EPOCHS else ""
+            print(f"  {case.estimate_s:9.0f} s  {case.spec.label}{epochs}")
+    total = gpucheck.total_estimate_s(cases, threads)
+    print(f"estimated total: {total:.0f} s ({total / 60:.1f} min; budget {gpucheck.BUDGET_S:.0f} s, "
+          f"{gpucheck.BUDGET_S - total:.0f} s left for new parts)")
 
 
 def print_found(found: dict) -> None:
@@ -61,18 +70,21 @@ def print_found(found: dict) -> None:
     print("packages: " + ", ".join(f"{k} {v}" for k, v in found["packages"].items()))
 
 
-def run_gpu_tests(out: Path) -> str:
-    """The gpu-marked tests of the checkout, output kept in gpu-tests.txt; returns pytest's last line."""
+def run_gpu_tests(out: Path, data_dir: Path, threads: int) -> str:
+    """The gpu-marked tests of the checkout, output kept in gpu-tests.txt; returns pytest's last line. They find the data
+    where the check found it, and start their probe cache from the check's fresh probe.json."""
     files = [f for f in gpucheck.GPU_TEST_FILES if (REPO / f).is_file()]
     if not files:
         (out / "gpu-tests.txt").write_text(f"no tests/ folder under {REPO}: run from a checkout\n")
         return "not run (no tests/ in this checkout)"
     command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", *files]
+    env = {**os.environ, gpucheck.DATA_ENV: str(data_dir), gpucheck.PROBE_SEED_ENV: str(out / "probe.json")}
+    timeout_s = TESTS_TIMEOUT_FACTOR * gpucheck.gpu_tests_estimate_s(threads)
     try:
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=TESTS_TIMEOUT_S)
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s)
         text, last = done.stdout + done.stderr, (done.stdout.strip().splitlines() or ["(no output)"])[-1]
     except subprocess.TimeoutExpired as exc:
-        text, last = f"{exc.stdout or ''}", f"killed after {TESTS_TIMEOUT_S:.0f} s"
+        text, last = f"{exc.stdout or ''}", f"killed after {timeout_s:.0f} s"
     (out / "gpu-tests.txt").write_text(f"$ {' '.join(command)}\n{text}")
     return last.strip("= ")
 
@@ -86,7 +98,7 @@ def run_probes(out: Path, threads: int) -> dict:
     return probes
 
 
-def run_cases(cases: list[Planned], results: Path, data_dir: str | None, deadline: float) -> list[RunRecord]:
+def run_cases(cases: list[Planned], results: Path, data_dir: Path, deadline: float) -> list[RunRecord]:
     """Each case in its own process while the budget lasts; cases that would overrun it are recorded as skipped."""
     from suite.run.executors import LocalExecutor
     from suite.run.runner import failure_record, run_plan
@@ -98,7 +110,7 @@ def run_cases(cases: list[Planned], results: Path, data_dir: str | None, deadlin
                                     "would be exceeded", None)
             write_record(record, results)
         else:
-            outcome = run_plan([case.spec], results, LocalExecutor(gpucheck.case_timeout_s(case), data_dir))
+            outcome = run_plan([case.spec], results, LocalExecutor(gpucheck.case_timeout_s(case), str(data_dir)))
             if outcome.interrupted or not outcome.records:
                 break
             record = outcome.records[0]
@@ -135,16 +147,17 @@ def main(args: argparse.Namespace) -> int:
     print_plan(cases)
     if args.dry_run:
         return 0
-    data.load(args.data_dir)  # a missing data set fails here, once, before anything runs
+    # A missing data set fails here, once, before anything runs; absolute, because the tests run from the checkout.
+    data_dir = data.load(args.data_dir).source_dir.resolve()
     out = ensure_writable(args.outdir)
     (out / "found.json").write_text(json.dumps(found, indent=1))
-    tests_line = run_gpu_tests(out)
-    print(f"gpu-marked tests: {tests_line}", flush=True)
     probes = run_probes(out, cases[0].spec.threads)
+    tests_line = run_gpu_tests(out, data_dir, cases[0].spec.threads)
+    print(f"gpu-marked tests: {tests_line}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fashionbench-gpu-check-") as tmp:
         results = Path(tmp) / "results"
         deadline = t0 + gpucheck.BUDGET_S - gpucheck.STEPS_S["report"]
-        run_cases(cases, results, args.data_dir, deadline)
+        run_cases(cases, results, data_dir, deadline)
         info = {"found": found, "tests_line": tests_line, "probes": probes, "cases": cases,
                 "wall_s": time.monotonic() - t0}
         verdict = write_outputs(out, results, info)

@@ -2,7 +2,8 @@
 command line so that a flag typed there still wins.
 
 A built-in plan is a `suite/cli/plans/NAME.toml` file: dropping one there makes `--plan NAME` work and lists it in
-`run --help`. Its `description` key is the one line shown when it starts.
+`run --help`. Its `description` key is the one line shown when it starts. A plan other code also runs (the GPU check runs
+the hardware plan's CUDA half) is a table of the same keys in suite.bench.named_plans instead, so it has one source.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
+from suite.bench.named_plans import NAMED_PLANS
 from suite.cli.common import UsageError
 
 BUILTIN_DIR = Path(__file__).with_name("plans")
@@ -20,13 +22,14 @@ NOT_FLAGS = {"help", "plan"}  # keys a plan may not set: a plan naming a plan wo
 DESCRIPTION_KEY = "description"  # the one key that is not a flag: shown when the plan starts
 
 
-def builtin_plans() -> dict[str, Path]:
-    """Built-in plan name → its TOML file."""
-    return {path.stem: path for path in sorted(BUILTIN_DIR.glob("*.toml"))}
+def builtin_plans() -> dict[str, Path | dict[str, Any]]:
+    """Built-in plan name → its TOML file, or its table for the plans defined in code."""
+    return {**{path.stem: path for path in sorted(BUILTIN_DIR.glob("*.toml"))}, **NAMED_PLANS}
 
 
-def plan_path(name: str) -> Path:
-    """The file `--plan NAME|FILE` means: an existing file first, else a built-in plan of that name."""
+def plan_path(name: str) -> Path | dict[str, Any]:
+    """The file `--plan NAME|FILE` means: an existing file first, else a built-in plan of that name (its table when it
+    is defined in code)."""
     path = Path(name)
     if path.is_file():
         return path
@@ -95,9 +98,9 @@ class _Probe(argparse.ArgumentParser):
         raise ValueError(message)
 
 
-def plan_argv(path: Path, parser: argparse.ArgumentParser) -> tuple[list[str], str | None]:
+def plan_argv(path: Path | dict[str, Any], parser: argparse.ArgumentParser) -> tuple[list[str], str | None]:
     """The plan as `run` tokens and its description; a bad key or value is one line naming the plan and the fix."""
-    table = read_plan(path)
+    table = read_plan(path) if isinstance(path, Path) else dict(path)
     actions = _flag_actions(parser)
     description = table.pop(DESCRIPTION_KEY, None)
     argv: list[str] = []

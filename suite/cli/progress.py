@@ -42,6 +42,8 @@ def describe(event: dict[str, Any]) -> str:
         "build": "loading data, building the model",
         "evaluate": "evaluating on the test set",
         "step_timing": "timing single optimizer steps",
+        "floor": "measuring the launch-free floor (the whole step as one CUDA graph, 200 replays)",
+        "profile": f"profiling {event.get('steps')} steady steps (kernel-busy %, launches per step)",
         "inference": f"inference at batch size {event.get('batch_size')}",
     }
     return texts.get(phase, str(phase))

@@ -98,6 +98,12 @@ class RunSpec:
         return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat", "devices")})
 
     @property
+    def recipe_key(self) -> str:
+        """Id of what is trained, whatever hardware trains it: the case key without device and threads, which belong to the
+        machine (a box uses its own cores), so one recipe on two machines or devices is a like-for-like comparison."""
+        return _digest({k: v for k, v in self._identity().items() if k not in ("seed", "repeat", "device", "threads")})
+
+    @property
     def global_batch_size(self) -> int:
         """Samples per optimizer step over all replicas: --batch-size is per device."""
         return self.batch_size * self.devices

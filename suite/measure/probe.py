@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from suite.record.store import cache_root
 
@@ -97,32 +94,6 @@ def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) ->
         # A full or read-only cache costs a probe next time, never the run.
         if tmp:
             Path(tmp).unlink(missing_ok=True)
-
-
-def _busy_cpu_s() -> float:
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
-
-
-class ContentionMeter:
-    """CPU seconds this process and everything else on the machine used over a window (a `with` block)."""
-
-    def __enter__(self) -> ContentionMeter:
-        self._process = psutil.Process()
-        self._start = (time.perf_counter(), _busy_cpu_s(), sum(self._process.cpu_times()[:2]))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall, busy, own = self._start
-        self.wall_s = time.perf_counter() - wall
-        self.own_cpu_s = sum(self._process.cpu_times()[:2]) - own
-        self.others_cpu_s = max(0.0, _busy_cpu_s() - busy - self.own_cpu_s)
-
-    def figures(self, threads: int) -> dict[str, float]:
-        """Cores kept busy by others, and the share of its cores this process got, over the window."""
-        cores = min(threads, psutil.cpu_count(logical=True) or 1)
-        return {"others_busy_cores": self.others_cpu_s / self.wall_s,
-                "own_share_pct": 100.0 * self.own_cpu_s / (self.wall_s * cores)}
 
 
 def disturbance(spreads: dict[str, float], contention: dict[str, float], device: str) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 from suite.record.scaling import impossible_efficiency
-from suite.record.schema import RunRecord
+from suite.record.schema import DISTURBED_LOST_PCT, RunRecord
 from suite.record.stats import time_to_accuracy_s
 
 MIB = 2**20
@@ -35,6 +35,9 @@ class Metric:
     fmt: str
     get: Callable[[RunRecord], float | None]
     gate: bool = True  # compare fails on a regression of this figure by default
+    # A timing figure: other work on the machine moves it, so compare judges it against noise (a statistical test) and
+    # leaves a disturbed run's value out. False: accuracy, memory (deterministic to well within any threshold).
+    timing: bool = False
     applies_to: Literal["any", "cuda"] = "any"  # "cuda": only a GPU case can have it (CPU cases say why not)
     views: frozenset[View] = frozenset()
     aliases: tuple[str, ...] = ()  # earlier keys, still accepted by `compare --metric/--threshold`
@@ -108,8 +111,12 @@ def time_to_target_s(record: RunRecord, target: float | None = None) -> float | 
 def time_to_target_metric(target: float) -> Metric:
     """Time to one accuracy target: the report's per-task column and the terminal table's per-target columns."""
     return Metric(f"time_to_{target:g}_s", f"time to {target:g} s", "s", False, ".2f",
-                  lambda record: time_to_target_s(record, target), gate=False,
+                  lambda record: time_to_target_s(record, target), gate=False, timing=True,
                   doc=f"Training seconds until validation accuracy first reaches {target:g}.")
+
+
+def _disturbance(record: RunRecord) -> float | None:
+    return record.contention_train.lost_pct if record.contention_train else None
 
 
 def _gpu_util(record: RunRecord) -> float | None:
@@ -122,37 +129,39 @@ METRICS: tuple[Metric, ...] = (
            asv=("track_test_accuracy",), doc="Accuracy on the test split (T-shirt/Shirt test images for binary) after the last epoch."),
     Metric("train_samples_per_s", "train samples/s", "samples/s", True, ",.0f", lambda r: r.train_steady_samples_per_s,
            views=ALL_VIEWS, asv=("track_train_samples_per_s",),
-           doc="Steady-state training throughput: samples / median epoch time of epochs 2..N (validation excluded)."),
+           doc="Steady-state training throughput: samples / median epoch time of epochs 2..N (validation excluded).", timing=True),
     Metric("first_epoch_s", "first epoch s", "s", False, ".2f", lambda r: r.first_epoch_s,
            views=frozenset({"summary", "frameworks", "table"}), asv=("track_first_epoch_s",),
-           doc="Epoch 1 training time, which includes tracing, compilation and warm-up."),
+           doc="Epoch 1 training time, which includes tracing, compilation and warm-up.", timing=True),
     Metric("warmup_s", "warm-up s", "s", False, ".2f", lambda r: r.warmup_s, gate=False,
-           views=frozenset({"variants", "table"}), doc="first_epoch_s - steady_epoch_s: the one-off cost of epoch 1."),
+           views=frozenset({"variants", "table"}), doc="first_epoch_s - steady_epoch_s: the one-off cost of epoch 1.", timing=True),
     Metric("steady_epoch_s", "steady epoch s", "s", False, ".3f", lambda r: r.steady_epoch_s,
-           views=frozenset({"frameworks", "table"}), doc="Median training time of epochs 2..N, device synchronised."),
+           views=frozenset({"frameworks", "table"}), doc="Median training time of epochs 2..N, device synchronised.", timing=True),
     Metric("step_time_p50_ms", "synced step ms", "ms", False, ".3f", lambda r: r.step_time_ms_p50, gate=False,
            views=frozenset({"variants", "table"}),
-           doc="Median of 30 single optimizer steps after training, each ended by a device sync."),
+           doc="Median of 30 single optimizer steps after training, each ended by a device sync.", timing=True),
     Metric("sync_free_step_ms", "sync-free step ms", "ms", False, ".3f", lambda r: r.sync_free_step_ms, gate=False,
            views=frozenset({"variants", "table"}),
-           doc="steady_epoch_s / steps per epoch: one step of the training loop that never waits for the device."),
+           doc="steady_epoch_s / steps per epoch: one step of the training loop that never waits for the device.", timing=True),
     Metric("floor_step_ms", "launch-free floor ms", "ms", False, ".3f", lambda r: r.floor_step_ms, gate=False,
            applies_to="cuda", views=frozenset({"variants", "table"}),
-           doc="The case's whole training step captured once as a CUDA graph and replayed 200+ times, device-synced."),
+           doc="The case's whole training step captured once as a CUDA graph and replayed 200+ times, device-synced.",
+           timing=True),
     Metric("step_over_floor", "step ÷ floor", "", False, ".2f", lambda r: r.step_over_floor, gate=False,
            applies_to="cuda", views=frozenset({"variants", "table"}),
-           doc="Sync-free step / launch-free floor: 1.0 = no launch overhead left."),
+           doc="Sync-free step / launch-free floor: 1.0 = no launch overhead left.", timing=True),
     Metric("kernel_busy_pct", "kernel busy %", "%", True, ".0f", lambda r: r.kernel_busy_pct, gate=False,
            applies_to="cuda", views=frozenset({"summary", "variants", "table"}),
-           doc="Share of ~20 steady steps' wall time with a GPU kernel running (profiler), beside NVML utilisation."),
+           doc="Share of ~20 steady steps' wall time with a GPU kernel running (profiler), beside NVML utilisation.",
+           timing=True),
     Metric("infer_samples_per_s", "infer samples/s", "samples/s", True, ",.0f", _infer_largest,
            views=frozenset({"summary", "frameworks", "table"}), asv=("track_samples_per_s",),
-           doc="Eval-mode samples per second at the largest batch measured (1024 in the asv grid)."),
+           doc="Eval-mode samples per second at the largest batch measured (1024 in the asv grid).", timing=True),
     Metric("latency_p50_ms", "latency p50 ms", "ms", False, ".3f", _latency("p50"),
            views=frozenset({"summary", "frameworks", "table"}), asv=("track_latency_p50_ms",),
-           doc="Median latency of one forward call at the smallest batch measured (1 in the asv grid)."),
+           doc="Median latency of one forward call at the smallest batch measured (1 in the asv grid).", timing=True),
     Metric("latency_p99_ms", "latency p99 ms", "ms", False, ".3f", _latency("p99"), views=frozenset({"summary"}),
-           doc="99th-percentile latency of one forward call at the smallest batch measured."),
+           doc="99th-percentile latency of one forward call at the smallest batch measured.", timing=True),
     Metric("rss_peak_mib", "peak RSS MiB", "MiB", False, ",.0f", lambda r: _mib(r.host_rss_peak_bytes),
            views=frozenset({"summary", "table"}), aliases=("peak_rss_mib",), asv=("track_host_rss_peak_bytes",),
            doc="Peak resident set size of the worker process over the whole case."),
@@ -165,23 +174,26 @@ METRICS: tuple[Metric, ...] = (
            doc="Peak device memory in use as NVML sees it (CUDA context and allocator cache included)."),
     Metric("gpu_util_mean_pct", "GPU util %", "%", True, ".0f", _gpu_util, gate=False, applies_to="cuda",
            views=frozenset({"summary"}), aliases=("gpu_util_pct",), asv=("track_util_pct",),
-           doc="Mean GPU utilisation sampled by NVML during training."),
+           doc="Mean GPU utilisation sampled by NVML during training.", timing=True),
     Metric("energy_per_1k_samples_j", "J / 1k samples", "J", False, ".2f", lambda r: r.energy_per_1k_train_samples_j,
            applies_to="cuda", views=frozenset({"summary"}), aliases=("energy_per_1k_j",),
            asv=("track_energy_per_1k_samples_j",),
-           doc="GPU energy per 1,000 training samples (NVML energy counter, else power × time)."),
+           doc="GPU energy per 1,000 training samples (NVML energy counter, else power × time).", timing=True),
     Metric("mfu_pct", "MFU %", "%", True, ".2f", lambda r: r.mfu_pct, views=frozenset({"summary", "variants", "table"}),
            asv=("track_mfu_pct",),
-           doc="Model FLOP/s in steady-state training as a percentage of the device's GEMM peak in the case's precision."),
+           doc="Model FLOP/s in steady-state training as a percentage of the device's GEMM peak in the case's precision.", timing=True),
     Metric("scaling_efficiency_pct", "scaling efficiency %", "%", True, ".0f", lambda r: r.scaling_efficiency_pct,
            gate=False, views=frozenset({"table"}), asv=("track_scaling_efficiency_pct",), impossible=impossible_efficiency,
-           doc="Global steady samples/s on N replicas / (N x the 1-device case's); 100 is linear scaling."),
+           doc="Global steady samples/s on N replicas / (N x the 1-device case's); 100 is linear scaling.", timing=True),
     Metric("comm_share_pct", "comm share %", "%", False, ".0f", lambda r: r.comm_share_pct, gate=False,
            asv=("track_comm_share_pct",),
-           doc="torch DDP's sampled all-reduce time not hidden behind backward, as a share of the step."),
+           doc="torch DDP's sampled all-reduce time not hidden behind backward, as a share of the step.", timing=True),
+    Metric("disturbance_pct", "disturbance %", "%", False, ".0f", _disturbance, gate=False,
+           doc=("Share of the case's cores other work (other processes, steal) took during training; "
+                f"over {DISTURBED_LOST_PCT:g} % the run is DISTURBED.")),
     Metric("time_to_target_s", "time to target s", "s", False, ".2f", time_to_target_s, gate=False,
            aliases=("recorded_tta_s",), asv=("track_time_to_target_s",),
-           doc="Training seconds until validation accuracy first reaches the case's first target; n/a if never."),
+           doc="Training seconds until validation accuracy first reaches the case's first target; n/a if never.", timing=True),
 )
 METRIC_BY_KEY = {m.key: m for m in METRICS}
 ALIASES = {alias: m.key for m in METRICS for alias in m.aliases}

@@ -58,6 +58,15 @@ IN_EPOCH_STEADY_SCOPE = ("samples of the timed steps / in_epoch_steady_s: the on
                          "steps excluded (not the median of epochs 2..N)")
 
 
+# A case is DISTURBED when other work took more than this share of the cores it ran on (mean over a phase): a case
+# that lost that much CPU time can come out slower by as much as compare's default 5 % threshold, so its speed figures
+# can neither pass nor fail the gate. Cores the case left idle are no loss: others may use them.
+DISTURBED_LOST_PCT = 5.0
+# `PLANT_SLOWDOWN_ENV=10` makes every training step really wait 10 % longer (test-only: the gate's benchmark plants a
+# slowdown it must detect); the record keeps the setting in planted_slowdown_pct.
+PLANT_SLOWDOWN_ENV = "FASHIONBENCH_TEST_SLOWDOWN_PCT"
+
+
 class RecordError(ValueError):
     """A results file that cannot be used; the message names the file and why."""
 
@@ -129,6 +138,25 @@ class PeakProbe(BaseModel):
     cpu_cores_logical: int | None = None
     spread_pct: float | None = None  # (max - min) / median of the probe's rounds
     disturbed: str | None = None  # why the probe was not trusted enough to cache (contention), None when steady
+
+
+class Contention(BaseModel):
+    """Other work on the machine while one phase of a case ran: /proc/stat's busy time of all CPUs (steal included) minus
+    the case's own processes' CPU time, as mean cores over the phase."""
+
+    wall_s: float
+    cores_logical: int
+    case_cores: int  # the cores the case may use: --threads, at most the machine's
+    others_busy_cores: float  # other processes and the hypervisor (steal)
+    steal_cores: float
+    own_busy_cores: float
+    epoch_others_busy_cores: list[float] = Field(default_factory=list)  # training phase: each epoch's figure
+
+    @property
+    def lost_pct(self) -> float:
+        """The share of the case's cores that other work took: what others kept busy beyond the cores the case left idle."""
+        taken = max(0.0, self.others_busy_cores + self.case_cores - self.cores_logical)
+        return 100.0 * min(taken, self.case_cores) / max(self.case_cores, 1)
 
 
 class RunRecord(BaseModel):
@@ -233,6 +261,12 @@ class RunRecord(BaseModel):
 
     time_scopes: dict[str, str] = Field(default_factory=lambda: dict(TIME_SCOPES))
 
+    # Other work on the machine during training and during the profile phase (step timing, inference); None on
+    # records stored before it was measured. See DISTURBED_LOST_PCT.
+    contention_train: Contention | None = None
+    contention_profile: Contention | None = None
+    planted_slowdown_pct: float | None = None  # test-only slowdown (PLANT_SLOWDOWN_ENV); None in every real run
+
     # Where the case ran (added with the Ray executor; records without them ran locally, one case at a time).
     executor: Literal["local", "ray"] = "local"
     worker_pid: int | None = None
@@ -246,6 +280,30 @@ class RunRecord(BaseModel):
     def run_spec(self) -> RunSpec:
         """The spec as a RunSpec object."""
         return RunSpec.from_dict(self.spec)
+
+    @property
+    def disturbed(self) -> str | None:
+        """Why other work on the machine makes this run's speed figures untrustworthy, or None (also when unmeasured)."""
+        phases = [(name, c) for name, c in (("training", self.contention_train), ("profiling", self.contention_profile))
+                  if c is not None and c.lost_pct > DISTURBED_LOST_PCT]
+        if not phases:
+            return None
+        return "; ".join(f"other work took {c.lost_pct:.0f}% of its {c.case_cores} core(s) during {name} "
+                         f"({c.others_busy_cores:.2f} cores busy, steal {c.steal_cores:.2f}; limit {DISTURBED_LOST_PCT:g}%)"
+                         for name, c in phases)
+
+    @property
+    def caveats(self) -> list[str]:
+        """Short flags a reader must see beside this run's figures: disturbed, negative warm-up, a one-epoch steady
+        figure, a planted slowdown."""
+        flags = ["DISTURBED"] if self.disturbed else []
+        if self.warmup_s is not None and self.warmup_s < 0:
+            flags.append("negative warm-up")
+        if self.train_steady_samples_per_s is not None and len(self.history) <= 2:
+            flags.append("steady from 1 epoch")
+        if self.planted_slowdown_pct:
+            flags.append(f"planted slowdown {self.planted_slowdown_pct:g}%")
+        return flags
 
     def inference_at(self, batch_size: int) -> InferenceStats | None:
         """The inference figures at one batch size, if measured."""
@@ -269,7 +327,7 @@ class RunRecord(BaseModel):
         )
         skip = {"history", "inference", "per_class_accuracy", "confusion_matrix", "class_names", "machine", "spec",
                 "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail",
-                "peak_probe"}
+                "peak_probe", "contention_train", "contention_profile"}
         for name in type(self).model_fields:
             if name not in skip and name not in row:
                 row[name] = getattr(self, name)
@@ -281,6 +339,10 @@ class RunRecord(BaseModel):
             row[f"tta_{target}_s"] = seconds
         for key, value in (self.peak_probe or PeakProbe(cached=False)).model_dump().items():
             row[f"peak_probe_{key}"] = value if self.peak_probe else None
+        for phase, contention in (("train", self.contention_train), ("profile", self.contention_profile)):
+            row[f"others_busy_cores_{phase}"] = contention.others_busy_cores if contention else None
+        row["disturbed"] = self.disturbed
+        row["caveats"] = ", ".join(self.caveats)
         for phase, stats in (("train", self.gpu_train), ("infer", self.gpu_inference)):
             row[f"gpu_{phase}_util_mean_pct"] = stats.util_mean_pct if stats else None
             row[f"gpu_{phase}_energy_j"] = stats.energy_j if stats else None

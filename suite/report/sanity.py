@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Literal
 
+from suite.record.machines import record_machine_labels
 from suite.record.metrics import device_peak_bytes
 from suite.record.schema import RunRecord
 
@@ -79,18 +80,25 @@ def _resident_problem(record: RunRecord) -> str | None:
     return None if device.startswith("cuda") else f"training tensors on {device}"
 
 
+def _best_cnn(records: list[RunRecord], device: str) -> float | None:
+    return max((r.train_steady_samples_per_s for r in records if r.spec["model"] == "cnn" and r.spec["device"] == device
+                and r.train_steady_samples_per_s), default=None)
+
+
 def _cuda_beats_cpu(records: list[RunRecord]) -> Check:
-    rule = "CUDA training throughput > CPU for the CNN (best run per device, same framework)"
+    """Per machine and framework, the best CUDA CNN against the best CPU CNN of that same machine: another box's CPU
+    says nothing about this GPU's."""
+    rule = "CUDA training throughput > CPU for the CNN (best run per device, same framework, same machine)"
+    names = record_machine_labels(records)
     rows = []
-    for framework in sorted({r.spec["framework"] for r in records}):
-        best = {device: max((r.train_steady_samples_per_s for r in records if r.spec["framework"] == framework
-                             and r.spec["model"] == "cnn" and r.spec["device"] == device and r.train_steady_samples_per_s),
-                            default=None) for device in ("cuda", "cpu")}
-        if best["cuda"] and best["cpu"]:
-            rows.append((framework, best["cuda"], best["cpu"]))
+    for machine_id, framework in sorted({(r.machine.machine_id, r.spec["framework"]) for r in records}):
+        mine = [r for r in records if r.machine.machine_id == machine_id and r.spec["framework"] == framework]
+        cuda, cpu = _best_cnn(mine, "cuda"), _best_cnn(mine, "cpu")
+        if cuda and cpu:
+            rows.append((f"{framework} on {names[machine_id]}", cuda, cpu))
     if not rows:
-        return Check(rule, "n/a", "needs an ok CNN run on both cuda and cpu of one framework")
-    detail = "; ".join(f"{f}: cuda {c:,.0f} vs cpu {p:,.0f} samples/s ({c / p:.1f}×)" for f, c, p in rows)
+        return Check(rule, "n/a", "needs an ok CNN run on both cuda and cpu of one framework on one machine")
+    detail = "; ".join(f"{where}: cuda {c:,.0f} vs cpu {p:,.0f} samples/s ({c / p:.1f}×)" for where, c, p in rows)
     return Check(rule, "pass" if all(c > p for _, c, p in rows) else "fail", detail)
 
 

@@ -19,7 +19,7 @@ from suite.report.cases import Case, best_values, beyond_noise, launch_hint, med
 from suite.report.curves import case_curves, run_overfit
 from suite.report.hardware import case_costs, recommend
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
-from suite.report.table import probe_notes
+from suite.report.table import caveat_counts, probe_notes
 
 BEST_MARK = "★"
 NOISE_TEXT = {True: "beyond noise (IQRs apart)", False: "within noise (IQRs overlap)", None: "one run each: noise unknown"}
@@ -97,6 +97,7 @@ def summary_section(cases: list[Case], targets: dict[str, float]) -> list[dict[s
         reached = [v for v in medians if v is not None and math.isfinite(v)]
         best_tta = min(reached) if len(reached) >= 2 else None
         rows = [{"label": c.label, "host": c.where, "runs": f"{len(c.ok)}/{len(c.records)}",
+                 "flags": caveat_counts(c.ok),
                  "cells": [cell(c, m, best) for m in metrics] + [tta_cell(c, tta, best_tta)]} for c in members]
         headers = [m.label for m in metrics] + [f"time to {targets[task]:g} val acc s"]
         tables.append({"task": task, "target": targets[task], "headers": headers, "rows": rows,
@@ -135,8 +136,16 @@ def side_by_side_rows(cases: list[Case]) -> list[dict[str, Any]]:
             rows.append({"group": group, "figure": metric.label,
                          "values": {fw: _median_spread(metric, s) for fw, s in present.items()},
                          "winner": f"{win_fw} {_margin(metric, win.median, lose.median)}",
-                         "noise": NOISE_TEXT[beyond_noise(win, lose)]})
+                         "noise": _disturbed_text(by_fw, metric) or NOISE_TEXT[beyond_noise(win, lose)]})
     return rows
+
+
+def _disturbed_text(by_fw: dict[str, Case], metric: Metric) -> str | None:
+    """A timing figure with DISTURBED runs cannot be called beyond or within noise: say whose runs were disturbed."""
+    hit = [fw for fw, case in by_fw.items() if any(r.disturbed for r in case.ok)]
+    if not metric.timing or not hit:
+        return None
+    return f"not judged: DISTURBED runs ({', '.join(hit)}; other work shared the machine)"
 
 
 def _median_spread(metric: Metric, stats: Any) -> str:

@@ -27,17 +27,17 @@ from suite.report.cases import group_cases, launch_hint
 
 MISSING = "-"
 # Columns that name a row's case or its runs rather than measure it: hoisted above the table when every row agrees.
-IDENTITY = ("machine", "framework", "model", "device", "variant", "batch", "runs", "status", "seed", "epochs", "limit",
-            "created_utc", "launch", "error")
+IDENTITY = ("machine", "framework", "model", "device", "variant", "batch", "runs", "status", "flags", "seed", "epochs",
+            "limit", "created_utc", "launch", "error")
 # The terminal's columns, most useful first: which case, then what a reader compares. Metrics not named here (new
 # ones) follow in registry order, then the LAST ones; TIME_TO stands for every time_to_<target>_s column.
 TIME_TO = "time_to_*"
-PRIORITY = ("framework", "model", "device", "variant", "machine", "status", "test_accuracy", "train_samples_per_s",
-            "infer_samples_per_s", "latency_p50_ms", "mfu_pct", TIME_TO, "first_epoch_s", "scaling_efficiency_pct",
-            "rss_peak_mib", "steady_epoch_s")
+PRIORITY = ("framework", "model", "device", "variant", "machine", "status", "flags", "test_accuracy",
+            "train_samples_per_s", "infer_samples_per_s", "latency_p50_ms", "mfu_pct", TIME_TO, "first_epoch_s",
+            "scaling_efficiency_pct", "rss_peak_mib", "steady_epoch_s")
 LAST = ("batch", "runs", "seed", "epochs", "limit", "created_utc", "launch", "error")
 # Prose columns wrap at this many characters instead of widening the table (a variant can name four settings).
-WRAP_AT = {"variant": 24, "error": 60, "machine": 28}
+WRAP_AT = {"variant": 24, "error": 60, "machine": 28, "flags": 24}
 
 
 class Notes:
@@ -75,6 +75,15 @@ def probe_note(record: RunRecord) -> str:
 def probe_notes(records: list[RunRecord]) -> str:
     """The distinct probe notes of the runs that have an MFU."""
     return "; ".join(sorted({probe_note(r) for r in records if r.mfu_pct is not None})) or "-"
+
+
+def caveat_counts(records: list[RunRecord]) -> str:
+    """The caveats of a case's runs, each with how many runs carry it ("DISTURBED 2/3, negative warm-up 1/3"), or ""."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for flag in record.caveats:
+            counts[flag] = counts.get(flag, 0) + 1
+    return ", ".join(f"{flag} {n}/{len(records)}" for flag, n in counts.items())
 
 
 def frame(records: list[RunRecord]) -> pd.DataFrame:
@@ -124,6 +133,7 @@ def summary_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
             "machine": case.where, "framework": case.spec.framework, "model": case.spec.model,
             "device": case.spec.device, "batch": case.spec.batch_size, "variant": case.variant, "runs": len(case.records),
             "status": "ok" if statuses == ["ok"] else ",".join(statuses),
+            "flags": caveat_counts(case.ok) or (None if raw else MISSING),
         }
         for metric in metrics:
             stats = case.stats(metric)
@@ -146,6 +156,7 @@ def runs_table(records: list[RunRecord], raw: bool = False) -> pd.DataFrame:
             "machine": machines[record.machine.machine_id], "framework": spec.framework, "model": spec.model, "device": spec.device,
             "variant": record.to_row()["variant"], "seed": spec.seed, "status": record.status, "epochs": spec.epochs,
             "limit": spec.limit if raw or spec.limit is not None else MISSING,
+            "flags": ", ".join(record.caveats) or (None if raw else MISSING),
         }
         for metric in shown_in("table"):
             value = metric.get(record)

@@ -8,11 +8,11 @@ from typing import Any
 import psutil
 
 from suite.backends import DeviceUnavailable
+from suite.measure.host import ContentionMeter
 from suite.measure.probe import (
     PROBE_DTYPES,
     PROBE_SIZE,
     PROBE_VERSION,
-    ContentionMeter,
     cpu_flags,
     disturbance,
     emulated_bf16_reason,

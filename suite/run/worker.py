@@ -20,16 +20,18 @@ from suite.backends import Backend, Unsupported, skip_message
 from suite.core import data
 from suite.core.models import forward_flops_per_sample, train_flops_per_sample
 from suite.core.spec import RunSpec
-from suite.measure.host import CpuMeter, HostSampler, peak_rss_bytes
+from suite.measure.host import CpuMeter, HostSampler, PhaseContention, case_processes, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord
 from suite.record.stats import percentile_ms, time_to_accuracy_s
 from suite.run.case import CaseSetup, torchrun_rank
 from suite.run.events import EventSink
 from suite.run.launch import die_with_parent
+from suite.run.plant import PlantedSlowdown, planted_slowdown_pct
 from suite.run.watch import EpochWatch, SteadySpan
 
 STEP_TIMING_STEPS = 30
+PROFILED_STEPS = 20  # steady steps under the profiler: kernel-busy %, kernels and launches per step
 INFERENCE_BUDGET_S = 1.0
 INFERENCE_WARMUP_CALLS = 3
 INFERENCE_MIN_CALLS = 10  # timed calls per batch size however slow one is (the budget sizes the count above it)
@@ -59,7 +61,7 @@ class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
     def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
-                 monitoring: bool = True, peak_flops_dtype: str | None = None) -> None:
+                 monitoring: bool = True, peak_flops_dtype: str | None = None, trace_dir: str | None = None) -> None:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
@@ -67,13 +69,17 @@ class Case:
             threads=spec.threads, monitoring=monitoring,
         )
         self.data_dir = data_dir
+        self.trace_dir = Path(trace_dir) if trace_dir else None
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
+        self.processes = case_processes(torchrun_rank() is not None)
+        self.plant: float | None = None
 
     def run(self) -> RunRecord:
         """Set up, train, evaluate and profile; the record says how far it got."""
         spec, rec, setup = self.spec, self.record, self.setup
+        self.plant = rec.planted_slowdown_pct = planted_slowdown_pct()
         try:
             setup.open(self.data_dir, self.events)
         finally:
@@ -109,9 +115,12 @@ class Case:
         best_loss, best_state, bad_epochs = math.inf, None, 0
         backend.reset_device_memory_peak()
         host = HostSampler() if rec.monitoring else nullcontext()
+        contention = PhaseContention(spec.threads, self.processes)
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
                 loss, accuracy, train_s = self._epoch(epoch, n_train)
+                contention.mark()
+                rec.contention_train = contention.result(per_epoch=True)
                 if not math.isfinite(loss):
                     rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
                     rec.status, rec.diverged_epoch = "diverged", epoch
@@ -145,8 +154,11 @@ class Case:
         backend = self.setup.backend
         watch = EpochWatch(self.events, epoch, self.spec.epochs, n_train, self.spec.global_batch_size,
                            sync=backend.sync if self.spec.epochs == 1 else None)
+        hook = watch if self.plant is None else PlantedSlowdown(self.plant, watch)
         t0 = time.perf_counter()
-        loss, accuracy = self.setup.train_epoch(epoch, watch)
+        loss, accuracy = self.setup.train_epoch(epoch, hook)
+        if isinstance(hook, PlantedSlowdown):
+            hook.finish()
         t1 = time.perf_counter()
         if self.spec.epochs == 1:
             self.in_epoch = watch.steady(t1)
@@ -192,19 +204,64 @@ class Case:
     def _profile(self, backend: Backend, sampler: NvmlSampler | None) -> None:
         rec = self.record
         self.events.emit("step_timing")
+        contention = PhaseContention(self.spec.threads, self.processes)
         steps, launches = backend.step_times_s(STEP_TIMING_STEPS)
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
         rec.step_launch_ms_p50 = percentile_ms(launches, 50) if launches else None
         step_balance(rec, self.spec)
+        if self.spec.devices == 1:  # every rank of a --devices N case runs this code: one floor, one trace, not N
+            self._launch_overhead(backend)
         with sampler.phase("inference") if sampler else nullcontext():
             for batch_size in self.spec.infer_batch_sizes:
                 self.events.emit("inference", batch_size=batch_size)
                 rec.inference.append(measure_inference(backend, batch_size))
+        rec.contention_profile = contention.result()
         if sampler:
             rec.gpu_train, rec.gpu_inference = sampler.stats("train"), sampler.stats("inference")
             if rec.gpu_train.energy_j is not None and rec.train_total_s:
                 trained = rec.train_samples * len(rec.history)
                 rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
+
+
+    def _launch_overhead(self, backend: Backend) -> None:
+        """The launch-free floor (CUDA) and the profiled steady steps (CUDA, or any case with --trace). Both are extra
+        figures: if the profiler or a capture fails here, the note says so and the case keeps what it measured."""
+        rec, cuda = self.record, self.spec.device == "cuda"
+        if cuda:
+            self.events.emit("floor")
+            rec.floor_note = _measured(lambda: _fill(rec, backend.launch_free_floor(), "floor_note"), "floor")
+            rec.step_over_floor = step_over_floor(rec)
+        if cuda or self.trace_dir:
+            self.events.emit("profile", steps=PROFILED_STEPS)
+            path = self.trace_dir / f"{rec.case_id}_{rec.run_id[:8]}.trace.json.gz" if self.trace_dir else None
+            rec.profile_note = _measured(lambda: _fill(rec, backend.step_profile(PROFILED_STEPS, path), "profile_note"), "profile")
+            if path is not None and path.is_file():
+                rec.trace_file = f"{path.parent.name}/{path.name}"  # the trace folder sits in the results folder
+            if self.spec.framework == "torch" and rec.graph_launches_per_step is not None:
+                rec.framework_info["cuda_graphs"] = rec.graph_launches_per_step > 0  # measured, not the flag
+
+
+def _fill(rec: RunRecord, figures: dict[str, Any], note_field: str) -> str | None:
+    """Set the figures' record fields but the note, which comes back (the caller sets it, or the failure instead)."""
+    note = figures.pop(note_field, None)
+    for name, value in figures.items():
+        setattr(rec, name, value)
+    return note
+
+
+def _measured(measure: Any, what: str) -> str | None:
+    try:
+        return measure()
+    except Exception as exc:  # an optional figure must not lose the case: the note keeps why it is missing
+        return f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
+def step_over_floor(rec: RunRecord) -> float | None:
+    """The training loop's step (sync-free, else the 1-epoch case's steady span per step) over the launch-free floor."""
+    loop_ms = rec.sync_free_step_ms
+    if loop_ms is None and rec.in_epoch_steady_s and rec.in_epoch_timed_steps:
+        loop_ms = 1000.0 * rec.in_epoch_steady_s / rec.in_epoch_timed_steps
+    return loop_ms / rec.floor_step_ms if loop_ms and rec.floor_step_ms else None
 
 
 def step_balance(rec: RunRecord, spec: RunSpec) -> None:
@@ -233,7 +290,7 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
     spec = RunSpec.from_dict(job["spec"])
     case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
-                job.get("monitoring", True), job.get("peak_flops_dtype"))
+                job.get("monitoring", True), job.get("peak_flops_dtype"), job.get("trace_dir"))
     t0 = time.perf_counter()
     try:
         record = case.run()
