@@ -19,6 +19,7 @@ RANK = {name: rank for rank, name in enumerate(LAYERS)}
 FRAMEWORK_MODULES = ("torch", "tensorflow", "keras", "jax")
 # The modules that exist to drive a framework; everything else must import none.
 FRAMEWORK_USERS = {"suite.backends.torch_backend", "suite.backends.torch_ddp", "suite.backends.keras_backend",
+                   "suite.backends.step_graph",
                    "suite.backends.bare_loops"}
 RUNS_ON_IMPORT = {"suite.__main__"}
 MAX_FUNCTION_LINES = 60

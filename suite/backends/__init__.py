@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -53,6 +54,13 @@ class Backend(Protocol):
     def step_times_s(self, steps: int) -> tuple[list[float], list[float] | None]:
         """Seconds of single optimizer steps, each ended by a device sync, and the seconds until each step returned
         before that sync (None where a step cannot return before the device is done)."""
+
+    def step_profile(self, steps: int, trace_path: Path | None) -> dict[str, Any]:
+        """`steps` steady training steps under the framework's profiler: the RunRecord profile fields (kernel_busy_pct,
+        gpu_kernels_per_step, ... or profile_note saying why not), the trace kept at `trace_path` when given."""
+
+    def launch_free_floor(self) -> dict[str, Any]:
+        """floor_step_ms, floor_replays and floor_note of this model and batch (empty where there is none)."""
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Seconds per forward call on `batch_size` test images, outputs copied to host."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from suite.backends import DeviceUnavailable, StepHook, Unsupported
 from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
+from suite.backends.trace import STEPS_LABEL, jax_kernels, profile_jax, profile_torch, step_figures, torch_kernels
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.core.spec import RunSpec
@@ -180,6 +182,69 @@ def jax_data_parallel(replicas: int) -> Any:
     return distribution
 
 
+def device_arrays(keras_backend: str, device: str, images: np.ndarray, labels: np.ndarray) -> tuple[Any, Any]:
+    """Images (NHWC) and labels as arrays on the case's device: jax.device_put onto JAX's first device, or torch tensors
+    on cuda:0 / cpu. fit takes batches of them without a host copy (Keras turns *whole* JAX arrays given to fit into
+    numpy, so the batches are handed to it one by one: `in_order_batches`)."""
+    x = images[..., np.newaxis].astype(np.float32, copy=False)
+    if keras_backend == "jax":
+        import jax
+
+        target = jax.devices()[0]
+        return jax.device_put(x, target), jax.device_put(labels, target)
+    import torch
+
+    target = torch.device("cuda", 0) if device == "cuda" else torch.device("cpu")
+    return torch.from_numpy(x).to(target), torch.from_numpy(labels).to(target)
+
+
+def take_in_order(keras_backend: str, x: Any, y: Any, order: np.ndarray) -> tuple[Any, Any]:
+    """The samples in the epoch's order, gathered on the device the arrays live on (one gather per epoch)."""
+    if keras_backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        index = jax.device_put(order, next(iter(x.devices())))
+        return jnp.take(x, index, axis=0), jnp.take(y, index, axis=0)
+    import torch
+
+    index = torch.from_numpy(order).to(x.device)
+    return x.index_select(0, index), y.index_select(0, index)
+
+
+def in_order_batches(keras_backend: str, x: Any, y: Any, batch_size: int) -> Any:
+    """Consecutive batches of device arrays already in the epoch's order, in the form `fit` takes without copying them
+    to the host: a generator of jax.Array slices on JAX; on torch a DataLoader of tensor slices (views), because fit
+    makes a fresh iterator of it at each epoch's end as it does for arrays, so torch's global RNG (Keras's unseeded
+    dropout draws from it) advances exactly as on the numpy path."""
+    starts = range(0, x.shape[0], batch_size)
+    if keras_backend == "jax":
+        return ((x[s:s + batch_size], y[s:s + batch_size]) for s in starts)
+    import torch
+
+    class InOrder(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return len(starts)
+
+        def __getitem__(self, i: int) -> tuple[Any, Any]:
+            return x[starts[i]:starts[i] + batch_size], y[starts[i]:starts[i] + batch_size]
+
+    return torch.utils.data.DataLoader(InOrder(), batch_size=None)
+
+
+def describe_device(array: Any) -> str:
+    """Where an array or tensor fit is given lives, read from the object: cuda:0 / cpu, and what kind of array it is."""
+    if isinstance(array, np.ndarray):
+        return "cpu (numpy arrays)"
+    if hasattr(array, "devices"):  # a jax.Array
+        placed = next(iter(array.devices()))
+        return f"{'cuda' if placed.platform == 'gpu' else placed.platform}:{placed.id} (jax arrays)"
+    if hasattr(array, "is_cuda"):  # a torch.Tensor
+        return f"{array.device} (torch tensors)"
+    where = str(array.device).rsplit("device:", 1)[-1].lower()  # a TensorFlow tensor: /job:.../device:GPU:0
+    return f"{where.replace('gpu', 'cuda')} (tf.data: gathered on the host, copied to the device)"
+
+
 class KerasBackend:
     """The Backend protocol for Keras 3 (TensorFlow, JAX or PyTorch backend)."""
 
@@ -193,6 +258,7 @@ class KerasBackend:
         self.info: dict[str, Any] = {}
         self.replicas = 1
         self.strategy: Any = None  # tf.distribute.MirroredStrategy when --devices > 1 on TensorFlow
+        self.resident = False  # JAX / torch on one device: the training split lives on the device as its arrays
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Backend-specific threads/device/TF32 first, then the dtype policy every layer built afterwards takes."""
@@ -260,9 +326,14 @@ class KerasBackend:
             return tf.constant(x), tf.constant(labels)
 
     def load_data(self, data: Prepared) -> None:
-        """Splits as NHWC arrays (device tensors on a TF GPU); on TensorFlow the training pipeline is built once here."""
+        """Splits as NHWC arrays (device tensors on a TF GPU); the training split on the device itself for JAX and torch
+        on one device; on TensorFlow the training pipeline is built once here."""
+        # keras.distribution lays out host batches over the replicas itself; one device takes resident arrays.
+        self.resident = self.keras_backend in ("jax", "torch") and self.replicas == 1
+        train = (device_arrays(self.keras_backend, self.device, data.x_train, data.y_train) if self.resident
+                 else self._place(data.x_train, data.y_train))
         self.arrays = {
-            "train": self._place(data.x_train, data.y_train),
+            "train": train,
             "val": self._place(data.x_val, data.y_val),
             "test": self._place(data.x_test, data.y_test),
         }
@@ -292,14 +363,23 @@ class KerasBackend:
                               num_parallel_calls=tf.data.AUTOTUNE)
         options = tf.data.Options()
         options.experimental_optimization.apply_default_optimizations = False
+        dataset = dataset.with_options(options)
+        if self.tf_device != "/CPU:0" and self.strategy is None:
+            # The gather runs on the host (tf.data's ops do); each batch is copied to the GPU inside the pipeline and
+            # waits there, prefetched, for its step.
+            dataset = dataset.apply(tf.data.experimental.copy_to_device(self.tf_device))
+            with tf.device(self.tf_device):
+                dataset = dataset.prefetch(tf.data.AUTOTUNE)
+        else:
+            dataset = dataset.prefetch(tf.data.AUTOTUNE)
         # flat_map hides the length; stating it lets fit end the epoch on the count rather than on running dry.
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-n // batch)))
-        return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+        return dataset.apply(tf.data.experimental.assert_cardinality(-(-n // batch)))
 
     def train_epoch(self, order: np.ndarray, train_images: np.ndarray | None = None,
                     on_step: StepHook | None = None) -> tuple[float, float]:
-        """One `fit` epoch in the shared order: on TensorFlow through the prebuilt pipeline, elsewhere on numpy arrays
-        pre-arranged in that order (shuffle off so the order is ours)."""
+        """One `fit` epoch in the shared order: on TensorFlow through the prebuilt pipeline; on JAX and torch from the
+        device-resident split gathered into that order, batch by batch; with replicas on numpy arrays pre-arranged in
+        that order (shuffle off so the order is ours)."""
         callbacks = [step_callback(on_step)] if on_step is not None else []
         if self.keras_backend == "tensorflow":
             self.order.assign(order)
@@ -307,6 +387,9 @@ class KerasBackend:
             if train_images is not None:
                 dataset = self._ordered_dataset(train_images[..., np.newaxis], np.asarray(self.arrays["train"][1]))
             history = self.model.fit(dataset, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+        elif self.resident:
+            history = self.model.fit(self._resident_batches(order, train_images), epochs=1, shuffle=False, verbose=0,
+                                     steps_per_epoch=-(-len(order) // self.batch_size), callbacks=callbacks)
         else:
             x, y = self.arrays["train"]
             if train_images is not None:
@@ -314,6 +397,13 @@ class KerasBackend:
             history = self.model.fit(np.take(x, order, axis=0), np.take(y, order), batch_size=self.batch_size, epochs=1,
                                      shuffle=False, verbose=0, callbacks=callbacks)
         return float(history.history["loss"][-1]), float(history.history["accuracy"][-1])
+
+    def _resident_batches(self, order: np.ndarray, train_images: np.ndarray | None = None) -> Any:
+        """The epoch's batches from the device-resident split (augmented images are put on the device first)."""
+        x, y = self.arrays["train"]
+        if train_images is not None:
+            x = device_arrays(self.keras_backend, self.device, train_images, np.empty(0, dtype=np.int64))[0]
+        return in_order_batches(self.keras_backend, *take_in_order(self.keras_backend, x, y, order), self.batch_size)
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Eval-mode outputs for arbitrary images."""
@@ -335,6 +425,31 @@ class KerasBackend:
             times.append(time.perf_counter() - t0)
         return times, None
 
+    def step_profile(self, steps: int, trace_path: Path | None) -> dict[str, Any]:
+        """One `fit` over the first `steps` batches under the backend's profiler (torch.profiler on torch, jax.profiler on
+        JAX); kernel-busy % over that fit. TensorFlow's profiler writes TensorBoard's xplane format, not read here."""
+        if self.keras_backend == "tensorflow":
+            return {"profile_note": "not measured on Keras/TensorFlow: its profiler writes TensorBoard's xplane format"}
+        order = np.arange(min(steps * self.batch_size, len(self.arrays["train"][1])))
+        fed = -(-len(order) // self.batch_size)
+
+        def fit(_: int = 0) -> None:  # the worker profiles one-device cases only: the split is resident
+            self.model.fit(self._resident_batches(order), epochs=1, shuffle=False, verbose=0, steps_per_epoch=fed)
+            self.sync()
+
+        if self.keras_backend == "torch":
+            events = profile_torch(fit, 1, self.sync, self.device == "cuda", trace_path, label=STEPS_LABEL)
+            figures = step_figures(events, torch_kernels(events), STEPS_LABEL, fed, count_launches=self.device == "cuda")
+        else:
+            events = profile_jax(fit, trace_path)
+            # XLA may launch through its own command buffers: host launch calls are not counted for JAX.
+            figures = step_figures(events, jax_kernels(events), STEPS_LABEL, fed, count_launches=False)
+        return figures if self.device == "cuda" else {**figures, "profile_note": "a CPU case runs no GPU kernels"}
+
+    def launch_free_floor(self) -> dict[str, Any]:
+        """The floor is the torch framework's (a torch.cuda.graph capture); Keras cases are read against torch's."""
+        return {}
+
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """`predict_on_batch` (compiled predict function) returns numpy, so each call ends on the host."""
         x_test = self.arrays["test"][0]
@@ -350,9 +465,14 @@ class KerasBackend:
         return times
 
     def data_device(self) -> str:
-        """Where `fit` reads training batches from: host memory on every backend (Keras copies each batch to the device);
-        on TensorFlow the tf.data pipeline, which runs on the CPU, gathers them."""
-        return "cpu (tf.data pipeline)" if self.keras_backend == "tensorflow" else "cpu (numpy arrays)"
+        """Where the batches `fit` is given live, read from a first batch of the very feed an epoch uses."""
+        if self.keras_backend == "tensorflow":
+            if self.tf_device == "/CPU:0" or self.strategy is not None:
+                return "cpu (tf.data pipeline)"
+            return describe_device(next(iter(self.train_dataset))[0])
+        if self.resident:
+            return describe_device(next(iter(self._resident_batches(np.arange(self.batch_size))))[0])
+        return describe_device(self.arrays["train"][0])
 
     def snapshot(self) -> list[np.ndarray]:
         """Copies of all weights."""

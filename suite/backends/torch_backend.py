@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, ContextManager
 
 import numpy as np
@@ -13,6 +15,8 @@ from torch import nn
 
 from suite.backends import DeviceUnavailable, StepHook, Unsupported
 from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
+from suite.backends.step_graph import FLOOR_REPLAYS, StepParts, WholeStep, adam, launch_free_floor
+from suite.backends.trace import STEP_LABEL, profile_torch, step_figures, torch_kernels
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.core.spec import RunSpec
@@ -104,6 +108,10 @@ class TorchBackend:
         self.scaler: torch.amp.GradScaler | None = None
         self.memory_format = torch.contiguous_format
         self.cuda_graphs = False  # torch.compile mode reduce-overhead on a GPU: every call replays a CUDA graph
+        self.step_mode = "eager"
+        self.whole_step: WholeStep | None = None  # --step graph: the training step captured as one CUDA graph
+        self.augment = False
+        self.lr = 1e-3
 
     def setup(self, spec: RunSpec) -> dict[str, Any]:
         """Threads first (before any op), then seeds and device."""
@@ -126,13 +134,14 @@ class TorchBackend:
             self.memory_format = torch.channels_last
         self.binary = spec.binary
         self.batch_size = spec.batch_size
+        self.step_mode, self.augment = spec.step, spec.augment
         return {
             "precision": spec.precision,
             "autocast_dtype": str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else None,
             "loss_scaling": self.scaler is not None,
             "cuda_matmul_fp32_precision": torch.backends.cuda.matmul.fp32_precision if self.device.type == "cuda" else None,
             "compile_mode": spec.compile,
-            "cuda_graphs": spec.compile == "reduce-overhead" and self.device.type == "cuda",
+            "step_mode": spec.step,
             "memory_format": "channels_last" if spec.channels_last else "contiguous",
             "torch_version": torch.__version__,
             "intra_op_threads": torch.get_num_threads(),
@@ -152,10 +161,19 @@ class TorchBackend:
         self.run_model = compiled(self.model, spec)
         self.cuda_graphs = spec.compile == "reduce-overhead" and self.device.type == "cuda"
         self.loss_fn = nn.BCELoss() if self.binary else nn.CrossEntropyLoss()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=spec.effective_lr)
+        self.lr = spec.effective_lr
+        # Capturable Adam keeps its step count on the device, which capture needs and only a GPU allows.
+        self.optimizer = adam(self.model.parameters(), self.lr,
+                              capturable=spec.step == "graph" and self.device.type == "cuda")
 
-    def _autocast(self) -> ContextManager[Any]:
-        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
+    def _autocast(self, cache: bool = True) -> ContextManager[Any]:
+        """Autocast in the spec's dtype; inside a CUDA graph capture its weight-cast cache must be off."""
+        if not self.amp_dtype:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=cache)
+
+    def _parts(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> StepParts:
+        return StepParts(model, self.loss_fn, optimizer, lambda: self._autocast(cache=False), self._predicted)
 
     def _images(self, images: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1).to(self.device)
@@ -173,6 +191,11 @@ class TorchBackend:
             "val": self._to_device(data.x_val, data.y_val),
             "test": self._to_device(data.x_test, data.y_test),
         }
+        if self.step_mode == "graph":
+            x, y = self.tensors["train"]
+            # Augmented epochs are copied into the graph's own image buffer, so the stored split stays as loaded.
+            self.whole_step = WholeStep(self._parts(self.run_model, self.optimizer), x.clone() if self.augment else x,
+                                        y, self.batch_size)
 
     def _predicted(self, out: torch.Tensor) -> torch.Tensor:
         return (out.squeeze(1) >= 0.5).long() if self.binary else out.argmax(1)
@@ -210,10 +233,14 @@ class TorchBackend:
         """Per step only the loss and the predicted classes are kept (one extra op); they are reduced once per epoch,
         on the device, so the loop never waits for the GPU mid-epoch and the harness costs next to nothing."""
         x, y = self.tensors["train"]
-        if train_images is not None:
-            x = self._images(train_images)
         index = torch.from_numpy(order).to(self.device)
         self.run_model.train()
+        if self.whole_step is not None:
+            if train_images is not None:
+                self.whole_step.x.copy_(self._images(train_images))
+            return self.whole_step.epoch(index, on_step)
+        if train_images is not None:
+            x = self._images(train_images)
         losses, predicted = [], []
         for step, start in enumerate(range(0, len(order), self.batch_size)):
             if on_step is not None:
@@ -244,22 +271,50 @@ class TorchBackend:
         """Eval-mode outputs of a stored split."""
         return self._outputs(self.tensors[split][0], batch_size)
 
+    def _steady_steps(self, steps: int) -> Any:
+        """A function running steady step i < steps, on consecutive batches of the training split, the way the case
+        trains: an eager (or compiled) step, or a replay of the whole-step graph (indices made before any timing)."""
+        x, y = self.tensors["train"]
+        starts = [(i * self.batch_size) % max(1, len(x) - self.batch_size + 1) for i in range(steps)]
+        self.run_model.train()
+        if self.whole_step is not None:
+            batches = [torch.arange(s, s + self.batch_size, device=self.device) for s in starts]
+            return lambda i: self.whole_step.run(batches[i])
+        return lambda i: self._step(x[starts[i]:starts[i] + self.batch_size], y[starts[i]:starts[i] + self.batch_size])
+
     def step_times_s(self, steps: int) -> tuple[list[float], list[float]]:
         """Each step is synchronised so its time is the device's, not the launch queue's; the time until the step
         returns, before the sync, is what the host spends launching it (on CPU the two are equal)."""
-        x, y = self.tensors["train"]
-        self.run_model.train()
+        run = self._steady_steps(steps)
         times, launches = [], []
         for i in range(steps):
-            start = (i * self.batch_size) % max(1, len(x) - self.batch_size + 1)
-            xb, yb = x[start:start + self.batch_size], y[start:start + self.batch_size]
             self.sync()
             t0 = time.perf_counter()
-            self._step(xb, yb)
+            run(i)
             launches.append(time.perf_counter() - t0)
             self.sync()
             times.append(time.perf_counter() - t0)
         return times, launches
+
+    def step_profile(self, steps: int, trace_path: Path | None) -> dict[str, Any]:
+        """`steps` steady steps under torch.profiler: kernel-busy %, GPU kernels, kernel and graph launches per step."""
+        cuda = self.device.type == "cuda"
+        events = profile_torch(self._steady_steps(steps), steps, self.sync, cuda, trace_path)
+        figures = step_figures(events, torch_kernels(events), STEP_LABEL, steps, count_launches=cuda)
+        return figures if cuda else {**figures, "profile_note": "a CPU case runs no GPU kernels"}
+
+    def launch_free_floor(self) -> dict[str, Any]:
+        """The floor of this model and batch: a copy of the model with a fresh capturable Adam, its whole step captured
+        once and replayed FLOOR_REPLAYS times (CUDA only); the case's own model and optimizer are left alone."""
+        if self.device.type != "cuda":
+            return {}
+        model = copy.deepcopy(self.model).train()
+        parts = self._parts(model, adam(model.parameters(), self.lr, capturable=True))
+        x, y = self.tensors["train"]
+        note = ("loss scaling left out: GradScaler's step reads its inf check on the host, which a graph cannot hold"
+                if self.scaler is not None else None)
+        return {"floor_step_ms": launch_free_floor(parts, x, y, self.batch_size, self.sync),
+                "floor_replays": FLOOR_REPLAYS, "floor_note": note}
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Forward on a fixed test batch; .cpu() copies the result to host, which also synchronises."""

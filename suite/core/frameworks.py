@@ -12,7 +12,8 @@ from typing import Any
 from suite.core.models import CATALOG
 
 # reduce-overhead is torch.compile with CUDA graphs (one replay per step instead of one launch per kernel); on CPU
-# inductor skips the graphs, so there it is torch.compile's default code and the record says no graphs were used.
+# inductor skips the graphs, so there it is torch.compile's default code. Whether graphs replayed is measured on CUDA
+# (framework_info cuda_graphs and graph_launches_per_step, from the profiled steps), never read from the flag.
 TORCH_COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 # graph: forward, loss, backward and Adam captured once as one CUDA graph (torch.cuda.graph) and replayed every step,
 # the batch gathered on the device inside the graph (suite/backends/step_graph.py; docs/gpu-speed.md).

@@ -15,6 +15,10 @@ from pydantic import ValidationError
 from suite.record.checks import record_problem
 from suite.record.schema import SCHEMA_VERSION, RecordError, RunRecord
 
+# `run --trace` keeps each case's profiler trace here, inside the results folder; RunRecord.trace_file names it
+# relative to the folder (trace files end in .trace.json.gz, so reading the store never takes one for a record).
+TRACE_FOLDER = "traces"
+
 
 def safe_name(text: str, limit: int = 40, empty: str = "host") -> str:
     """`text` as one file-name part: runs of anything but letters, digits, . _ - become one dash."""

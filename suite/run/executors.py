@@ -6,6 +6,7 @@ The Ray executor (suite.run.ray_cluster) runs the same run_case on cluster nodes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from suite.core.spec import RunSpec
@@ -63,9 +64,11 @@ class LocalExecutor:
     """Every case in its own worker process on this machine, one after another."""
 
     def __init__(self, timeout_s: float, data_dir: str | None = None,
-                 on_start: Callable[[int, int, RunSpec], None] | None = None, on_event: OnEvent | None = None) -> None:
-        """`on_start(i, n, spec)` hears of each case before it runs, `on_event` gets its worker's progress events."""
-        self.timeout_s, self.data_dir = timeout_s, data_dir
+                 on_start: Callable[[int, int, RunSpec], None] | None = None, on_event: OnEvent | None = None,
+                 trace_dir: Path | None = None) -> None:
+        """`on_start(i, n, spec)` hears of each case before it runs, `on_event` gets its worker's progress events;
+        with `trace_dir` each case keeps the trace of its profiled steps there (--trace)."""
+        self.timeout_s, self.data_dir, self.trace_dir = timeout_s, data_dir, trace_dir
         self.on_start, self.on_event = on_start, on_event
 
     def __enter__(self) -> LocalExecutor:
@@ -92,7 +95,7 @@ class LocalExecutor:
         for index, job in enumerate(jobs, 1):
             if self.on_start:
                 self.on_start(index, len(jobs), job.spec)
-            yield run_case(job.spec, self.timeout_s, self.data_dir, on_event=self.on_event)
+            yield run_case(job.spec, self.timeout_s, self.data_dir, on_event=self.on_event, trace_dir=self.trace_dir)
 
     def cancel(self) -> list[RunRecord]:
         """Nothing to do: an interrupt kills the running worker (run_worker) before it gets here."""

@@ -32,8 +32,10 @@ from suite.run.plant import PlantedSlowdown, planted_slowdown_pct
 from suite.run.watch import EpochWatch, SteadySpan
 
 STEP_TIMING_STEPS = 30
+PROFILED_STEPS = 20  # steady steps under the profiler: kernel-busy %, kernels and launches per step
 INFERENCE_BUDGET_S = 1.0
 INFERENCE_WARMUP_CALLS = 3
+INFERENCE_MIN_CALLS = 10  # timed calls per batch size however slow one is (the budget sizes the count above it)
 # A CUDA step whose host launch takes this share of its synced time leaves the GPU waiting on the CPU: launch-bound.
 LAUNCH_BOUND_SHARE = 0.8
 
@@ -60,7 +62,7 @@ class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
     def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
-                 monitoring: bool = True, peak_flops_dtype: str | None = None) -> None:
+                 monitoring: bool = True, peak_flops_dtype: str | None = None, trace_dir: str | None = None) -> None:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
@@ -68,6 +70,7 @@ class Case:
             threads=spec.threads, monitoring=monitoring,
         )
         self.data_dir = data_dir
+        self.trace_dir = Path(trace_dir) if trace_dir else None
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
@@ -212,6 +215,8 @@ class Case:
         rec.step_time_ms_p50, rec.step_time_ms_p95 = percentile_ms(steps, 50), percentile_ms(steps, 95)
         rec.step_launch_ms_p50 = percentile_ms(launches, 50) if launches else None
         step_balance(rec, self.spec)
+        if self.spec.devices == 1:  # every rank of a --devices N case runs this code: one floor, one trace, not N
+            self._launch_overhead(backend)
         with sampler.phase("inference") if sampler else nullcontext():
             for batch_size in self.spec.infer_batch_sizes:
                 self.events.emit("inference", batch_size=batch_size)
@@ -224,6 +229,47 @@ class Case:
                 rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
         if rec.host_energy_train and rec.host_energy_train.energy_j is not None and rec.train_total_s:
             rec.host_energy_per_1k_train_samples_j = 1000.0 * rec.host_energy_train.energy_j / trained
+
+
+    def _launch_overhead(self, backend: Backend) -> None:
+        """The launch-free floor (CUDA) and the profiled steady steps (CUDA, or any case with --trace). Both are extra
+        figures: if the profiler or a capture fails here, the note says so and the case keeps what it measured."""
+        rec, cuda = self.record, self.spec.device == "cuda"
+        if cuda:
+            self.events.emit("floor")
+            rec.floor_note = _measured(lambda: _fill(rec, backend.launch_free_floor(), "floor_note"), "floor")
+            rec.step_over_floor = step_over_floor(rec)
+        if cuda or self.trace_dir:
+            self.events.emit("profile", steps=PROFILED_STEPS)
+            path = self.trace_dir / f"{rec.case_id}_{rec.run_id[:8]}.trace.json.gz" if self.trace_dir else None
+            rec.profile_note = _measured(lambda: _fill(rec, backend.step_profile(PROFILED_STEPS, path), "profile_note"), "profile")
+            if path is not None and path.is_file():
+                rec.trace_file = f"{path.parent.name}/{path.name}"  # the trace folder sits in the results folder
+            if self.spec.framework == "torch" and rec.graph_launches_per_step is not None:
+                rec.framework_info["cuda_graphs"] = rec.graph_launches_per_step > 0  # measured, not the flag
+
+
+def _fill(rec: RunRecord, figures: dict[str, Any], note_field: str) -> str | None:
+    """Set the figures' record fields but the note, which comes back (the caller sets it, or the failure instead)."""
+    note = figures.pop(note_field, None)
+    for name, value in figures.items():
+        setattr(rec, name, value)
+    return note
+
+
+def _measured(measure: Any, what: str) -> str | None:
+    try:
+        return measure()
+    except Exception as exc:  # an optional figure must not lose the case: the note keeps why it is missing
+        return f"{what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
+def step_over_floor(rec: RunRecord) -> float | None:
+    """The training loop's step (sync-free, else the 1-epoch case's steady span per step) over the launch-free floor."""
+    loop_ms = rec.sync_free_step_ms
+    if loop_ms is None and rec.in_epoch_steady_s and rec.in_epoch_timed_steps:
+        loop_ms = 1000.0 * rec.in_epoch_steady_s / rec.in_epoch_timed_steps
+    return loop_ms / rec.floor_step_ms if loop_ms and rec.floor_step_ms else None
 
 
 def step_balance(rec: RunRecord, spec: RunSpec) -> None:
@@ -239,7 +285,7 @@ def step_balance(rec: RunRecord, spec: RunSpec) -> None:
 def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:
     """Latency percentiles and throughput at one batch size; the call count is sized to a ~1 s budget."""
     probe = backend.inference_latencies_s(batch_size, calls=2, warmup_calls=INFERENCE_WARMUP_CALLS)
-    calls = int(min(300, max(10, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
+    calls = int(min(300, max(INFERENCE_MIN_CALLS, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
     times = backend.inference_latencies_s(batch_size, calls=calls, warmup_calls=1)
     return InferenceStats(
         batch_size=batch_size, calls=calls, samples_per_s=batch_size * len(times) / float(sum(times)),
@@ -252,7 +298,7 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
     spec = RunSpec.from_dict(job["spec"])
     case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
-                job.get("monitoring", True), job.get("peak_flops_dtype"))
+                job.get("monitoring", True), job.get("peak_flops_dtype"), job.get("trace_dir"))
     t0 = time.perf_counter()
     try:
         record = case.run()
