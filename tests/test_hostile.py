@@ -130,7 +130,7 @@ def test_gate_fails_on_a_nan_accuracy_in_new_and_names_the_file(tmp_path: Path, 
 
 
 def test_gate_threshold_line_shows_the_threshold_the_user_set(capsys: pytest.CaptureFixture[str]):
-    code, out, _ = cli(capsys, "compare", str(STORE_A), str(STORE_A), "--threshold", "1000%")
+    code, out, _ = cli(capsys, "compare", str(STORE_A), str(STORE_A), "--threshold", "1000%", "--metric", "test_accuracy")
     assert code == 0 and "0 regression(s) beyond the threshold (1000%)" in out and "default" not in out
 
 

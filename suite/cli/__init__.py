@@ -9,7 +9,21 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-from suite.cli import calibrate, compare, data, doctor, goals, gpucheck, listing, probe, report, run, show, targets
+from suite.cli import (
+    calibrate,
+    compare,
+    data,
+    doctor,
+    goals,
+    gpucheck,
+    listing,
+    noise,
+    probe,
+    report,
+    run,
+    show,
+    targets,
+)
 from suite.cli.common import Parser, UsageError, exit_codes_epilog
 from suite.core.data import DataError
 from suite.core.spec import SpecError
@@ -18,7 +32,7 @@ from suite.record.schema import RecordError
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -1` gives for yes
 
 # Order is the order `fashionbench --help` lists them in.
-COMMANDS: tuple[ModuleType, ...] = (listing, run, show, probe, calibrate, goals, doctor, data, report, compare,
+COMMANDS: tuple[ModuleType, ...] = (listing, run, show, probe, calibrate, noise, goals, doctor, data, report, compare,
                                   targets, gpucheck)
 
 

@@ -238,7 +238,7 @@ def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Names
         print(f"running {len(executor.jobs(plan))} case(s) on {devices}, {executor.describe()}; results → {args.results}/",
               flush=True)
     try:
-        outcome = run_plan(plan, args.results, executor, resume=args.resume,
+        outcome = run_plan(plan, args.results, executor, resume=args.resume, on_plan=view.planned,
                            on_record=lambda index, total, record, path: view.finished(index, total, record))
     finally:
         view.close()  # the live rows end before the summary (or the interruption notice) is printed

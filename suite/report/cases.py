@@ -8,8 +8,9 @@ from typing import Iterable
 
 import numpy as np
 
+from suite.core.frameworks import SETTINGS as FRAMEWORK_SETTINGS
 from suite.core.models import CATALOG
-from suite.core.spec import SCALING_DEFAULTS, RunSpec
+from suite.core.spec import SCALING_DEFAULTS, TRAIN_SAMPLES, RunSpec
 from suite.record.machines import record_machine_labels
 from suite.record.metrics import Metric
 from suite.record.schema import Machine, RunRecord
@@ -123,11 +124,16 @@ def group_cases(records: list[RunRecord]) -> list[Case]:
     varying = [s for s in LABEL_SETTINGS if len({str(c.spec.to_dict().get(s)) for c in ordered}) > 1]
     for case in ordered:
         parts = [case.spec.label]
-        parts += [f"{s}={case.spec.to_dict().get(s)}" for s in varying]
+        parts += [_setting_text(s, case.spec.to_dict().get(s)) for s in varying]
         case.setup_label = " ".join(parts)
         case.label = f"{case.setup_label} @{case.where}" if len(hosts) > 1 else case.setup_label
     _disambiguate(ordered)
     return ordered
+
+
+def _setting_text(name: str, value: object) -> str:
+    # No --limit means the whole training split; "limit=None" reads as "no data".
+    return f"{name}={'all' if value is None and name == 'limit' else value}"
 
 
 def _disambiguate(cases: list[Case]) -> None:
@@ -138,6 +144,54 @@ def _disambiguate(cases: list[Case]) -> None:
     for case in cases:
         if seen[case.label] > 1:
             case.label = f"{case.label} [{case.machine.machine_id}]"
+
+
+def contender(case: Case) -> str:
+    """The framework with its own non-default settings (`keras keras_backend=jax`): what a frameworks comparison ranks."""
+    own = [f"{k}={v}" for k, v in case.spec.variant_flags().items() if k in FRAMEWORK_SETTINGS]
+    return " ".join([case.spec.framework, *own])
+
+
+def comparison_group(case: Case) -> str:
+    """The label without the framework and its own settings: cases sharing it ran one recipe on one machine."""
+    shared = [f"{k}={v}" for k, v in case.spec.variant_flags().items() if k not in FRAMEWORK_SETTINGS]
+    # group_cases builds every label as spec.label + settings + host, so the tail after spec.label is the rest.
+    return " ".join([f"{case.spec.model}/{case.spec.device}", *shared]) + case.label[len(case.spec.label):]
+
+
+def framework_groups(cases: list[Case]) -> dict[str, dict[str, Case]]:
+    """comparison group → contender → case, report order kept; only groups where two frameworks ran."""
+    groups: dict[str, dict[str, Case]] = {}
+    for case in cases:
+        groups.setdefault(comparison_group(case), {})[contender(case)] = case
+    return {g: by for g, by in groups.items() if len({c.spec.framework for c in by.values()}) > 1}
+
+
+def model_rank(model: str) -> int:
+    """A model's place in the catalog (dense, cnn, binary, …): the order every per-model figure uses."""
+    return list(CATALOG).index(model) if model in CATALOG else len(CATALOG)
+
+
+def training_volume(case: Case) -> int:
+    """Training samples one run sees: epochs × the samples of its split (or its --limit)."""
+    split = TRAIN_SAMPLES[case.task]
+    return case.spec.epochs * min(case.spec.limit or split, split)
+
+
+def representatives(cases: list[Case], metric: Metric) -> dict[tuple[str, str, str], Case]:
+    """(task, model, framework) → the case that stands for it in small multiples: the most training, then the
+    default variant, then the most runs, then the best median of the metric."""
+    best: dict[tuple[str, str, str], Case] = {}
+    for case in (c for c in cases if c.ok):
+        key = (case.task, case.spec.model, case.spec.framework)
+        if key not in best or _standing(case, metric) > _standing(best[key], metric):
+            best[key] = case
+    return best
+
+
+def _standing(case: Case, metric: Metric) -> tuple[int, bool, int, float]:
+    stats = case.stats(metric)
+    return training_volume(case), not case.spec.variant_flags(), len(case.ok), stats.median if stats else -math.inf
 
 
 def variant_base(spec: RunSpec) -> RunSpec:

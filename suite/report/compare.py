@@ -1,25 +1,40 @@
-"""`fashionbench compare BASE NEW`: case-by-case medians, noise-aware, direction-aware; a CI regression gate."""
+"""`fashionbench compare BASE NEW`: case-by-case medians, direction-aware; a CI regression gate with a stated false-alarm
+rate: timing figures fail only when a test over the runs' noise says so (suite.report.gate), at GATE_ALPHA over all
+the figures of one comparison (Holm)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from suite.record.machines import record_machine_labels
 from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_metric
+from suite.record.noise import GATE_ALPHA, Calibration, Evidence, find_calibration, holm, load_calibrations
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
 from suite.report.cases import beyond_noise, group_cases, place
-from suite.report.gate import format_failures, gate_failures
+from suite.report.gate import (
+    INCONCLUSIVE,
+    REGRESSED,
+    Sides,
+    evidence_for,
+    evidence_text,
+    format_failures,
+    gate_failures,
+    timing_verdict,
+    undisturbed,
+)
 from suite.report.table import markdown
 
-EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+# 3: nothing regressed and nothing broke, but some gated figure could not be judged (too noisy, DISTURBED, one run a
+# side with no known noise). Not 0: a gate must not pass on what it could not see; not 1: identical code must never
+# read as a regression. CI that accepts it says so: `fashionbench compare A B || [ $? -eq 3 ]`.
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 DEFAULT_THRESHOLD_PCT = 5.0
-REGRESSED = "REGRESSED"
 
 
 class CompareError(ValueError):
@@ -90,8 +105,10 @@ class Row:
     base: Summary | None
     new: Summary | None
     change_pct: float | None
-    noise: bool | None
+    noise: bool | None  # IQRs apart (figures that are not timing figures)
     verdict: str
+    evidence: Evidence | None = None  # timing figures: the test applied
+    evidence_text: str = ""  # timing figures: the noise cell (test, p-value, what it sees, runs left out)
 
 
 @dataclass
@@ -105,10 +122,18 @@ class Comparison:
     neither: list[str] = field(default_factory=list)  # cases with no ok run on either side
     lost: list[tuple[str, str]] = field(default_factory=list)  # (case, its statuses in NEW or "absent"): ok in BASE only
 
+    alpha: float = GATE_ALPHA
+    tested: int = 0  # timing figures with a test: the family Holm holds to alpha
+
     @property
     def regressions(self) -> list[Row]:
         """Rows that fail the gate."""
         return [r for r in self.rows if r.verdict == REGRESSED]
+
+    @property
+    def inconclusive(self) -> list[Row]:
+        """Rows the runs cannot decide."""
+        return [r for r in self.rows if r.verdict == INCONCLUSIVE]
 
 
 def load_side(path: Path, role: str) -> tuple[list[RunRecord], list[str]]:
@@ -140,8 +165,10 @@ def _change(base: Summary | None, new: Summary | None) -> float | None:
     return 100.0 * (new.median - base.median) / abs(base.median)
 
 
-def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], thresholds: Thresholds) -> Comparison:
-    """Match cases by case_key + machine (case_key alone when the sides share no machine) and compare medians."""
+def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], thresholds: Thresholds,
+            alpha: float = GATE_ALPHA, calibrations: dict[str, Calibration] | None = None) -> Comparison:
+    """Match cases by case_key + machine (case_key alone when the sides share no machine) and compare medians; timing
+    figures are tested against their noise (`calibrations`: the stored A/A noise, used on the machine it was taken)."""
     names = record_machine_labels(base + new)
     base_hosts = {r.machine.machine_id: names[r.machine.machine_id] for r in base}
     new_hosts = {r.machine.machine_id: names[r.machine.machine_id] for r in new}
@@ -167,21 +194,58 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
     base_ok = {k: [r for r in v if r.status == "ok"] for k, v in sides[0].items()}
     new_ok = {k: [r for r in v if r.status == "ok"] for k, v in sides[1].items()}
     both = [k for k in base_ok if base_ok[k] and new_ok.get(k)]
-    rows = []
-    for k in sorted(both, key=lambda k: names[k]):
-        for metric in metrics:
-            b = summarize(metric.get(r) for r in base_ok[k])
-            n = summarize(metric.get(r) for r in new_ok[k])
-            if b is None and n is None:
-                continue
-            change, noise = _change(b, n), beyond_noise(b, n)
-            rows.append(Row(names[k], metric, b, n, change, noise, verdict(metric, change, noise, thresholds.pct(metric))))
+    matched = [(names[k], base_ok[k], new_ok[k], k[1] if same_machine else None)
+               for k in sorted(both, key=lambda k: names[k])]
+    rows, tested = _rows(matched, metrics, thresholds, alpha, calibrations or {})
     only_base = sorted(_missing(names[k], sides[1].get(k, [])) for k in base_ok if base_ok[k] and not new_ok.get(k))
     only_new = sorted(_missing(names[k], sides[0].get(k, [])) for k in new_ok if new_ok[k] and not base_ok.get(k))
     neither = sorted(f"{names[k]} (BASE: {_statuses(sides[0].get(k, []))}; NEW: {_statuses(sides[1].get(k, []))})"
                      for k in set(sides[0]) | set(sides[1]) if not base_ok.get(k) and not new_ok.get(k))
     lost = sorted((names[k], _statuses(sides[1].get(k, []))) for k in base_ok if base_ok[k] and not new_ok.get(k))
-    return Comparison(rows, only_base, only_new, note, neither, lost)
+    return Comparison(rows, only_base, only_new, note, neither, lost, alpha=alpha, tested=tested)
+
+
+def _sides(metric: Metric, base: list[RunRecord], new: list[RunRecord], machine_id: str | None,
+           calibrations: dict[str, Calibration]) -> Sides:
+    (b, b_out), (n, n_out) = undisturbed(metric, base), undisturbed(metric, new)
+    calibration = find_calibration(calibrations, machine_id, base[0].case_key, metric.key) if machine_id else None
+    return Sides(b, n, b_out, n_out, calibration)
+
+
+def _rows(matched: list[tuple[str, list[RunRecord], list[RunRecord], str | None]], metrics: list[Metric],
+          thresholds: Thresholds, alpha: float, calibrations: dict[str, Calibration]) -> tuple[list[Row], int]:
+    """Every row; timing figures tested, their p-values held together to `alpha` by Holm (worse and better apart)."""
+    rows: list[Row] = []
+    timing: list[tuple[int, Sides]] = []
+    for name, base, new, machine_id in matched:
+        for metric in metrics:
+            b, n = summarize(metric.get(r) for r in base), summarize(metric.get(r) for r in new)
+            if b is None and n is None:
+                continue
+            if not metric.timing:
+                change, noise = _change(b, n), beyond_noise(b, n)
+                rows.append(Row(name, metric, b, n, change, noise, verdict(metric, change, noise, thresholds.pct(metric))))
+                continue
+            sides = _sides(metric, base, new, machine_id, calibrations)
+            if sides.base and sides.new:
+                b, n = summarize(sides.base), summarize(sides.new)
+            timing.append((len(rows), sides))
+            rows.append(Row(name, metric, b, n, _change(b, n), None, INCONCLUSIVE))
+    judged = [(i, sides) for i, sides in timing if sides.base and sides.new]
+    level = alpha / max(len(judged), 1)  # the Bonferroni level: which test to use, and the change it can see
+    evidence = {i: evidence_for(sides, rows[i].metric.higher_is_better, level) for i, sides in judged}
+    tested = [i for i in evidence if evidence[i] is not None]
+    worse = dict(zip(tested, holm([evidence[i].p_worse for i in tested], alpha)))
+    better = dict(zip(tested, holm([evidence[i].p_better for i in tested], alpha)))
+    for i, sides in timing:
+        row, found = rows[i], evidence.get(i)
+        detectable = found.detectable_pct(level) if found else None
+        signed = None if row.change_pct is None else row.change_pct * (1 if row.metric.higher_is_better else -1)
+        verdict_text = (timing_verdict(signed, found, worse.get(i, False), better.get(i, False), detectable,
+                                       thresholds.pct(row.metric)) if i in evidence else INCONCLUSIVE)
+        rows[i] = replace(row, verdict=verdict_text, evidence=found,
+                          evidence_text=evidence_text(sides, found, detectable))
+    return rows, len(tested)
 
 
 def _statuses(records: list[RunRecord]) -> str:
@@ -200,14 +264,14 @@ def _fmt(metric: Metric, stats: Summary | None) -> str:
     return f"{metric.shown(stats.median)}{spread} (n={stats.n})"
 
 
-HEADER = ("case", "figure", "base", "new", "change", "beyond noise", "verdict")
+HEADER = ("case", "figure", "base", "new", "change", "noise", "verdict")
 NOISE_TEXT = {True: "yes (IQRs apart)", False: "no (IQRs overlap)", None: "n/a (n<2)"}
 FORMATS = ("table", "markdown")
 
 
 def _body(comparison: Comparison) -> list[tuple[str, ...]]:
     return [(r.case, r.metric.key, _fmt(r.metric, r.base), _fmt(r.metric, r.new),
-             "—" if r.change_pct is None else f"{r.change_pct:+.1f}%", NOISE_TEXT[r.noise], r.verdict)
+             "—" if r.change_pct is None else f"{r.change_pct:+.1f}%", r.evidence_text or NOISE_TEXT[r.noise], r.verdict)
             for r in comparison.rows]
 
 
@@ -218,10 +282,12 @@ def _unmatched(comparison: Comparison) -> list[str]:
 
 
 def _verdict_line(comparison: Comparison, thresholds: Thresholds) -> str:
-    bad = comparison.regressions
+    bad, unsure = comparison.regressions, comparison.inconclusive
     return (f"{len(bad)} regression(s) beyond the threshold ({thresholds.default_pct:g}%"
             + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
-            + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else ""))
+            + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else "")
+            + f"; {len(unsure)} inconclusive"
+            + f"; false-alarm rate ≤ {comparison.alpha:.0%} over the {comparison.tested} timing figure(s) tested (Holm)")
 
 
 def format_table(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
@@ -242,7 +308,8 @@ def format_table(comparison: Comparison, thresholds: Thresholds, failures: list[
 def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
     """GitHub-flavoured markdown for a pull-request comment or a CI job summary: the verdict first, then the table."""
     passed = not comparison.regressions and not failures
-    lines = [f"**{'✅' if passed else '❌'} {_verdict_line(comparison, thresholds)}; "
+    mark = ("✅" if not comparison.inconclusive else "❔") if passed else "❌"
+    lines = [f"**{mark} {_verdict_line(comparison, thresholds)}; "
              f"{format_failures(failures).splitlines()[-1]}**", ""]
     if comparison.note:
         lines += [f"> note: {comparison.note}", ""]
@@ -253,20 +320,32 @@ def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: li
     return "\n".join(lines)
 
 
+def exit_code(comparison: Comparison, failures: list[str]) -> int:
+    """1 on a regression or a failure, else 3 when a figure was inconclusive, else 0."""
+    if comparison.regressions or failures:
+        return EXIT_REGRESSION
+    return EXIT_INCONCLUSIVE if comparison.inconclusive else EXIT_OK
+
+
 def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str],
-        allow_missing: bool = False, fmt: str = "table") -> tuple[str, list[str], int]:
+        allow_missing: bool = False, fmt: str = "table", alpha: float = GATE_ALPHA,
+        calibration: Path | None = None) -> tuple[str, list[str], int]:
     """Table text (fixed-width or markdown), skipped-file lines and the exit code (0 ok, 1 regression or a case that
-    stopped working); raises CompareError on bad input."""
+    stopped working, 3 only inconclusive figures besides ok ones); raises CompareError on bad input."""
     metrics = select_metrics(metric_keys)
     thresholds = parse_thresholds(threshold_items)
+    if not 0 < alpha < 1:
+        raise CompareError(f"--alpha {alpha:g}: use a false-alarm rate between 0 and 1, e.g. 0.01")
+    if calibration is not None and not calibration.is_file():
+        raise CompareError(f"--calibration {calibration} is not a file; pass one written by `fashionbench noise --save`")
     base_records, base_problems = load_side(base, "BASE")
     new_records, new_problems = load_side(new, "NEW")
-    comparison = compare(base_records, new_records, metrics, thresholds)
+    comparison = compare(base_records, new_records, metrics, thresholds, alpha, load_calibrations(calibration))
     if not comparison.rows:
         # A gate that compared nothing must not pass: the two sides were almost surely run with other settings.
         raise CompareError(f"BASE and NEW share no case with ok runs ({len(comparison.only_base)} only in BASE, "
                            f"{len(comparison.only_new)} only in NEW); run both with the same flags (see `fashionbench show`)")
     failures = gate_failures(comparison, new_problems, allow_missing)
-    code = EXIT_REGRESSION if comparison.regressions or failures else EXIT_OK
+    code = exit_code(comparison, failures)
     formatter = format_markdown if fmt == "markdown" else format_table
     return formatter(comparison, thresholds, failures), base_problems + new_problems, code

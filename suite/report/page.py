@@ -115,6 +115,18 @@ def _utc(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M") if ms else "—"
 
 
+def _pareto(cases: list[Case], images: sections.Images) -> dict[str, Any]:
+    """The accuracy-vs-speed figure and, per task, every case with both figures (most accurate first), front marked."""
+    acc, speed = METRIC_BY_KEY["test_accuracy"], METRIC_BY_KEY["train_samples_per_s"]
+    fronts = {t: pareto_front([c for c in cases if c.task == t], speed, acc) for t in sorted({c.task for c in cases})}
+    points: dict[str, list[dict[str, Any]]] = {}
+    for task, front in fronts.items():
+        measured = [(c, a, s) for c in cases if c.task == task and (a := c.stats(acc)) and (s := c.stats(speed))]
+        points[task] = [{"label": c.label, "acc": acc.format(a.median), "speed": speed.format(s.median),
+                         "front": c in front} for c, a, s in sorted(measured, key=lambda item: -item[1].median)]
+    return {"pareto_img": images.add("accuracy-vs-speed", plots.pareto_figure(cases, fronts)), "pareto_points": points}
+
+
 def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
     """Read everything, write index.html, the PNGs and summary.csv; return the page and the skipped-input lines."""
     prices = check_inputs(inputs)
@@ -132,9 +144,8 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
     images = sections.Images(inputs.out)
     cases = group_cases(records)
     ok_cases = [c for c in cases if c.ok]
-    acc, speed = METRIC_BY_KEY["test_accuracy"], METRIC_BY_KEY["train_samples_per_s"]
-    fronts = {t: pareto_front([c for c in ok_cases if c.task == t], speed, acc) for t in sorted({c.task for c in ok_cases})}
-    curve_items, curve_runs = sections.curves_section(ok_cases)
+    hardware = sections.hardware_section(cases, prices, inputs.prices, targets, images)
+    gpu_sanity = sanity.gpu_checks(records) if any(r.spec["device"] == "cuda" for r in records) else None
     claims = check_claims(records)
     context = {
         "title": "fashionbench report",
@@ -142,22 +153,19 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "sources": [str(p) for p in inputs.results],
         "n_records": len(records), "n_ok": sum(r.status == "ok" for r in records),
         "n_cases": len(cases), "n_machines": len({c.machine.machine_id for c in cases}),
+        "answer": sections.verdict_section(cases, hardware, gpu_sanity),
         "summary": sections.summary_section(cases, targets), "best_mark": sections.BEST_MARK,
         "failed": sections.failed_runs(cases),
         "claims": claims, "claims_overall": overall(claims), "claim_rules": RULES, "reference": REFERENCE,
-        "side_by_side": sections.side_by_side_rows(ok_cases), "frameworks": sorted({c.spec.framework for c in ok_cases}),
-        "variants": sections.variants_section(cases),
+        "side_by_side": sections.side_by_side_rows(ok_cases),
+        "variants": sections.variants_section(cases), "variant_headers": sections.variant_headers(),
         "scaling": scaling.scaling_section(cases), "scaling_img": images.add("scaling", scaling.scaling_figure(ok_cases)),
         "frameworks_img": images.add("frameworks", plots.frameworks_figure(ok_cases)),
-        "pareto_img": images.add("accuracy-vs-speed", plots.pareto_figure(ok_cases, fronts)),
-        "fronts": {t: [{"label": c.label, "acc": acc.format(c.stats(acc).median),  # type: ignore[union-attr]
-                        "speed": speed.format(c.stats(speed).median)} for c in front]  # type: ignore[union-attr]
-                   for t, front in fronts.items()},
-        "curves_img": images.add("training-curves", plots.curves_figure(curve_items)),
-        "curve_runs": curve_runs, "overfit_rule": OVERFIT_RULE,
+        **_pareto(ok_cases, images),
+        "curves_img": images.add("training-curves", plots.curves_figure(ok_cases)),
+        "curve_runs": sections.overfit_runs(ok_cases), "overfit_rule": OVERFIT_RULE,
         "per_class": sections.per_class_section(ok_cases, images),
-        "hardware": sections.hardware_section(cases, prices, inputs.prices, targets, images),
-        "gpu_sanity": sanity.gpu_checks(records) if any(r.spec["device"] == "cuda" for r in records) else None,
+        "hardware": hardware, "gpu_sanity": gpu_sanity,
         "commits": sections.commits_section(inputs.asv_results, inputs.pytest_benchmark, inputs.regression_pct,
                                             inputs.repo, images, problems),
         "environment": sections.environment_section(cases, targets),

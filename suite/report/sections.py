@@ -15,10 +15,21 @@ from suite.record.metrics import METRIC_BY_KEY, Metric, shown_in, time_to_target
 from suite.record.store import safe_name
 from suite.report import env, plots
 from suite.report.asv_results import build_series, commit_subjects, read_asv_results
-from suite.report.cases import Case, best_values, beyond_noise, launch_hint, median_with_inf, variant_families
-from suite.report.curves import case_curves, run_overfit
+from suite.report.cases import (
+    Case,
+    best_values,
+    beyond_noise,
+    framework_groups,
+    launch_hint,
+    median_with_inf,
+    model_rank,
+    representatives,
+    variant_families,
+)
+from suite.report.curves import run_overfit
 from suite.report.hardware import case_costs, recommend
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
+from suite.report.sanity import Check
 from suite.report.table import caveat_counts, probe_notes
 
 BEST_MARK = "★"
@@ -43,10 +54,6 @@ class Images:
         (self.out / file).write_bytes(data)
         self.files.append(file)
         return {"file": file, "uri": "data:image/png;base64," + base64.b64encode(data).decode("ascii")}
-
-
-def _slug(text: str) -> str:
-    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-").lower()[:60] or "case"
 
 
 def cell(case: Case, metric: Metric, best: dict[str, float]) -> dict[str, Any]:
@@ -121,23 +128,51 @@ def failed_runs(cases: list[Case]) -> list[dict[str, str]]:
 
 
 def side_by_side_rows(cases: list[Case]) -> list[dict[str, Any]]:
-    """Per model/device group and figure: each framework's median and which wins by how much (and beyond noise?)."""
+    """Per recipe and machine where two frameworks ran, and per figure: each contender's median, the winner and by how
+    much (and beyond noise?)."""
     rows = []
-    for group, by_fw in plots.framework_groups([c for c in cases if c.ok]).items():
-        if len(by_fw) < 2:
-            continue
+    for group, by_name in framework_groups([c for c in cases if c.ok]).items():
         for metric in shown_in("frameworks"):
-            stats = {fw: c.stats(metric) for fw, c in by_fw.items()}
-            present = {fw: s for fw, s in stats.items() if s is not None}
+            present = {name: s for name, c in by_name.items() if (s := c.stats(metric)) is not None}
             if len(present) < 2:
                 continue
             ranked = sorted(present.items(), key=lambda kv: kv[1].median, reverse=metric.higher_is_better)
-            (win_fw, win), (_, lose) = ranked[0], ranked[-1]
+            (win_name, win), (_, lose) = ranked[0], ranked[-1]
             rows.append({"group": group, "figure": metric.label,
-                         "values": {fw: _median_spread(metric, s) for fw, s in present.items()},
-                         "winner": f"{win_fw} {_margin(metric, win.median, lose.median)}",
-                         "noise": _disturbed_text(by_fw, metric) or NOISE_TEXT[beyond_noise(win, lose)]})
+                         "values": {name: _median_spread(metric, s) for name, s in present.items()},
+                         "winner": f"{win_name} {_margin(metric, win.median, lose.median)}",
+                         "noise": _disturbed_text(by_name, metric) or NOISE_TEXT[beyond_noise(win, lose)]})
     return rows
+
+
+# The three figures the frameworks verdict at the top of the page answers; the full set is in the section below.
+VERDICT_METRICS = ("train_samples_per_s", "test_accuracy", "latency_p50_ms")
+NOISE_SHORT = {True: "beyond noise", False: "within noise", None: "one run each: noise unknown"}
+
+
+def frameworks_verdict(cases: list[Case]) -> dict[str, Any]:
+    """Per recipe and machine where two frameworks ran: who leads each headline figure, against the best other framework."""
+    metrics = [METRIC_BY_KEY[k] for k in VERDICT_METRICS]
+    rows = [{"group": group, "cells": [_lead(metric, by_name) for metric in metrics]}
+            for group, by_name in framework_groups([c for c in cases if c.ok]).items()]
+    return {"headers": [m.label for m in metrics], "rows": rows}
+
+
+def _lead(metric: Metric, by_name: dict[str, Case]) -> dict[str, str]:
+    """The leading contender, its figure, and the best contender of another framework it beats."""
+    present = [(name, c, s) for name, c in by_name.items() if (s := c.stats(metric)) is not None]
+    if not present:
+        return {"winner": "—", "text": "not measured", "noise": ""}
+    ranked = sorted(present, key=lambda item: item[2].median, reverse=metric.higher_is_better)
+    win_name, win_case, win = ranked[0]
+    rival = next(((n, c, s) for n, c, s in ranked[1:] if c.spec.framework != win_case.spec.framework), None)
+    if rival is None:
+        return {"winner": win_name, "text": f"{metric.shown(win.median)}; no other framework measured", "noise": ""}
+    name, case, other = rival
+    noise = _disturbed_text({win_name: win_case, name: case}, metric) or NOISE_SHORT[beyond_noise(win, other)]
+    return {"winner": win_name, "noise": noise,
+            "text": f"{metric.shown(win.median)} vs {name} {metric.shown(other.median)} "
+                    f"({_margin(metric, win.median, other.median).removeprefix('by ')})"}
 
 
 def _disturbed_text(by_fw: dict[str, Case], metric: Metric) -> str | None:
@@ -165,7 +200,7 @@ def variants_section(cases: list[Case]) -> list[dict[str, Any]]:
     """Per framework/model/device/machine with several variants: each variant's speed and accuracy vs a baseline."""
     tables = []
     speed = METRIC_BY_KEY["train_samples_per_s"]
-    metrics = list(shown_in("variants"))
+    metrics = _variant_metrics()
     for members in variant_families(cases):
         measured = [c for c in members if c.ok]
         baseline = _variant_baseline(measured)
@@ -204,21 +239,41 @@ def _variant_row(case: Case, baseline: Case | None, metrics: list[Metric], best:
     speed, acc = METRIC_BY_KEY["train_samples_per_s"], METRIC_BY_KEY["test_accuracy"]
     mine, base = case.stats(speed), baseline.stats(speed) if baseline else None
     my_acc, base_acc = case.stats(acc), baseline.stats(acc) if baseline else None
-    return {"variant": case.variant, "label": case.label,
-            "runs": f"{len(case.ok)}/{len(case.records)}", "cells": {m.key: cell(case, m, best) for m in metrics},
-            "ratio": f"{mine.median / base.median:.2f}×" if mine and base and base.median > 0 else "—",
-            "noise": "baseline" if case is baseline else NOISE_TEXT[beyond_noise(mine, base)],
-            "delta": f"{100 * (my_acc.median - base_acc.median):+.2f}" if my_acc and base_acc else "—",
-            "peak": probe_notes(case.ok), "launch": launch_hint(case.ok)}
+    extra = {"ratio": f"{mine.median / base.median:.2f}×" if mine and base and base.median > 0 else "—",
+             "noise": "baseline" if case is baseline else NOISE_TEXT[beyond_noise(mine, base)],
+             "delta": f"{100 * (my_acc.median - base_acc.median):+.2f}" if my_acc and base_acc else "—",
+             "peak": probe_notes(case.ok)}
+    cells: list[dict[str, Any]] = []
+    for metric in metrics:
+        cells.append(cell(case, metric, best))
+        cells += [{"text": extra[key], "plain": True, "left": key in LEFT_COMPANIONS} for key, _ in COMPANIONS.get(metric.key, ())]
+    return {"variant": case.variant, "label": case.label, "runs": f"{len(case.ok)}/{len(case.records)}",
+            "cells": cells, "launch": launch_hint(case.ok)}
 
 
-def curves_section(cases: list[Case]) -> tuple[list[tuple[str, dict]], list[dict[str, str]]]:
-    """Curves per model/device group (frameworks overlaid) and a per-run overfitting table."""
-    items: dict[str, dict] = {}
-    for case in cases:
-        curves = case_curves(case)
-        if curves is not None:
-            items.setdefault(plots.group_label(case), {})[case.spec.framework] = curves
+# Columns computed against the baseline, shown right after the registry figure they qualify: (key, header).
+COMPANIONS = {"train_samples_per_s": (("ratio", "× vs baseline"), ("noise", "noise")),
+              "mfu_pct": (("peak", "MFU peak"),),
+              "test_accuracy": (("delta", "Δ accuracy vs baseline (points)"),)}
+LEFT_COMPANIONS = {"noise", "peak"}
+
+
+def variant_headers() -> list[dict[str, Any]]:
+    """The speed-variants table's figure columns: every registry metric of the variants view, each with its companions."""
+    headers = []
+    for metric in _variant_metrics():
+        headers.append({"text": metric.label, "left": False})
+        headers += [{"text": text, "left": key in LEFT_COMPANIONS} for key, text in COMPANIONS.get(metric.key, ())]
+    return headers
+
+
+def _variant_metrics() -> list[Metric]:
+    # Throughput first: the table answers "how much faster", then what it costs in accuracy.
+    return sorted(shown_in("variants"), key=lambda m: m.key != "train_samples_per_s")
+
+
+def overfit_runs(cases: list[Case]) -> list[dict[str, str]]:
+    """The per-run overfitting table under the curves: lowest validation loss, final losses, the rule's verdict."""
     runs = []
     for case in cases:
         for r in case.ok:
@@ -232,35 +287,53 @@ def curves_section(cases: list[Case]) -> tuple[list[tuple[str, dict]], list[dict
                          "final": f"{last.train_loss:.4f} / {final_val}",
                          "overfit": run_overfit(r) or "no",
                          "diverged": str(r.diverged_epoch) if r.diverged_epoch else "no"})
-    return list(items.items()), runs
+    return runs
 
 
 def per_class_section(cases: list[Case], images: Images) -> list[dict[str, Any]]:
-    """Per task: classes × cases median accuracy (table + heatmap) and one confusion matrix per case."""
+    """Per task: classes × cases median accuracy (table), a heatmap and confusion matrices of one case per
+    model × framework (small multiples), and every case's most confused pairs."""
     sections = []
+    stand_ins = representatives(cases, METRIC_BY_KEY["test_accuracy"])
     for task in sorted({c.task for c in cases}):
         members = [c for c in cases if c.task == task and any(r.per_class_accuracy for r in c.ok)]
         if not members:
             continue
         names = next(r.class_names for c in members for r in c.ok if r.class_names)
-        values = [[_median([r.per_class_accuracy[i] for r in c.ok if len(r.per_class_accuracy) > i]) for c in members]
-                  for i in range(len(names))]
-        confusions = []
-        for case in members:
-            matrices = [np.asarray(r.confusion_matrix, dtype=np.int64) for r in case.ok if r.confusion_matrix]
-            if not matrices or any(m.shape != (len(names), len(names)) for m in matrices):
-                continue
-            counts = np.sum(matrices, axis=0)
-            # The slug is cut at 60 characters, so long variant labels could collide without the case key.
-            img = images.add(f"confusion-{_slug(case.label)}-{case.case_key}-{'-'.join(filter(None, case.place))}",
-                             plots.confusion_figure(case.label, names, counts))
-            confusions.append({"label": case.label, "img": img, "top": _top_confusions(names, counts),
-                               "runs": len(matrices), "total": int(counts.sum())})
-        rows = [[name, *("—" if v is None else f"{v:.3f}" for v in row)] for name, row in zip(names, values)]
-        sections.append({"task": task, "classes": names, "cases": [c.label for c in members], "rows": rows,
-                         "img": images.add(f"per-class-{task}", plots.per_class_figure(members, names, values)),
-                         "confusions": confusions})
+        values = {c.label: [_median([r.per_class_accuracy[i] for r in c.ok if len(r.per_class_accuracy) > i])
+                            for i in range(len(names))] for c in members}
+        counts = {c.label: m for c in members if (m := _confusion(c, len(names))) is not None}
+        shown = [c for (t, model, _), c in sorted(stand_ins.items(), key=lambda kv: (model_rank(kv[0][1]), kv[0][2]))
+                 if t == task and c in members]
+        panels = [(f"{_stand_in_title(c)}\n{c.label}", counts[c.label]) for c in shown if c.label in counts]
+        frameworks = len({c.spec.framework for c in shown})
+        rows = [[name, *("—" if values[c.label][i] is None else f"{values[c.label][i]:.3f}" for c in members)]
+                for i, name in enumerate(names)]
+        heat = plots.per_class_figure([_stand_in_title(c) for c in shown], names,
+                                      [[values[c.label][i] for c in shown] for i in range(len(names))]) if shown else None
+        sections.append({
+            "task": task, "classes": names, "cases": [c.label for c in members], "rows": rows,
+            "shown": [{"title": _stand_in_title(c), "label": c.label} for c in shown],
+            "img": images.add(f"per-class-{task}", heat),
+            "confusion_img": images.add(f"confusion-{task}", plots.confusion_figure(panels, names, max(1, frameworks)))
+            if panels else None,
+            "confusions": [{"label": c.label, "runs": sum(1 for r in c.ok if r.confusion_matrix),
+                            "total": int(counts[c.label].sum()), "top": _top_confusions(names, counts[c.label])}
+                           for c in members if c.label in counts],
+        })
     return sections
+
+
+def _stand_in_title(case: Case) -> str:
+    return f"{case.spec.framework} {case.spec.model}"
+
+
+def _confusion(case: Case, classes: int) -> np.ndarray | None:
+    """The case's confusion counts summed over its runs; None when a run lacks them or has another shape."""
+    matrices = [np.asarray(r.confusion_matrix, dtype=np.int64) for r in case.ok if r.confusion_matrix]
+    if not matrices or any(m.shape != (classes, classes) for m in matrices):
+        return None
+    return np.sum(matrices, axis=0)
 
 
 def _median(values: list[float]) -> float | None:
@@ -272,6 +345,17 @@ def _top_confusions(names: list[str], counts: np.ndarray, top: int = 3) -> list[
     pairs = [(counts[i, j] / totals[i], names[i], names[j]) for i in range(len(names)) for j in range(len(names))
              if i != j and totals[i] > 0 and counts[i, j] > 0]
     return [f"{true} → {pred}: {100 * share:.1f}% of {true}" for share, true, pred in sorted(pairs, reverse=True)[:top]]
+
+
+def verdict_section(cases: list[Case], hardware: dict[str, Any], gpu_sanity: list[Check] | None) -> dict[str, Any]:
+    """The answer first: what to run on (per task), which framework leads, and how far the figures can be trusted."""
+    # CUDA cases skipped on a CPU machine leave every rule unjudged: no sanity line then.
+    verdicts = [c.verdict for c in gpu_sanity or []]
+    judged = any(v != "n/a" for v in verdicts)
+    return {"machines": sorted({f"{c.where} ({c.spec.device})" for c in cases if c.ok}),
+            "hardware": hardware["recommendations"], "frameworks": frameworks_verdict(cases),
+            "not_ok": sum(1 for c in cases for r in c.records if r.status != "ok"),
+            "sanity": {v: verdicts.count(v) for v in ("pass", "fail", "n/a")} if judged else None}
 
 
 def hardware_section(cases: list[Case], prices: dict[str, float], prices_file: Path | None,

@@ -274,10 +274,11 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 def run_plan(
     specs: list[RunSpec], results_dir: Path, executor: Executor, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
+    on_plan: Callable[[list[RunSpec]], None] | None = None,
 ) -> PlanOutcome:
     """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
     SIGINT/SIGTERM cancel what is still running, keep what finished, and return; a record the results folder refuses
-    (disk full) goes to a fallback folder and stops the plan."""
+    (disk full) goes to a fallback folder and stops the plan. `on_plan` hears the specs that will run, in order."""
     outcome = PlanOutcome()
     jobs = executor.jobs(specs)
     if resume:
@@ -288,6 +289,8 @@ def run_plan(
     else:
         todo = jobs
     outcome.skipped_as_done = len(jobs) - len(todo)
+    if on_plan:
+        on_plan([job.spec for job in todo])
     write_error: list[OSError] = []
 
     def keep(record: RunRecord) -> None:

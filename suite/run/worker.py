@@ -34,6 +34,7 @@ STEP_TIMING_STEPS = 30
 PROFILED_STEPS = 20  # steady steps under the profiler: kernel-busy %, kernels and launches per step
 INFERENCE_BUDGET_S = 1.0
 INFERENCE_WARMUP_CALLS = 3
+INFERENCE_MIN_CALLS = 10  # timed calls per batch size however slow one is (the budget sizes the count above it)
 # A CUDA step whose host launch takes this share of its synced time leaves the GPU waiting on the CPU: launch-bound.
 LAUNCH_BOUND_SHARE = 0.8
 
@@ -286,7 +287,7 @@ def step_balance(rec: RunRecord, spec: RunSpec) -> None:
 def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:
     """Latency percentiles and throughput at one batch size; the call count is sized to a ~1 s budget."""
     probe = backend.inference_latencies_s(batch_size, calls=2, warmup_calls=INFERENCE_WARMUP_CALLS)
-    calls = int(min(300, max(10, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
+    calls = int(min(300, max(INFERENCE_MIN_CALLS, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
     times = backend.inference_latencies_s(batch_size, calls=calls, warmup_calls=1)
     return InferenceStats(
         batch_size=batch_size, calls=calls, samples_per_s=batch_size * len(times) / float(sum(times)),
