@@ -89,7 +89,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                           "in the record (open in ui.perfetto.dev or chrome://tracing); local executor only")
     run.add_argument("--batch-sweep", type=int, nargs="+", default=[], metavar="N",
                      help="torch CUDA cases also time their eager step and its launch-free floor at these batch sizes "
-                          "(e.g. 500 2048 8192: where the model stops being launch-bound); local executor only")
+                          "(e.g. 500 2048 8192: where the model stops being launch-bound); local executor only; default: no sweep")
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
     run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
