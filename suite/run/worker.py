@@ -20,6 +20,7 @@ from suite.backends import Backend, Unsupported, skip_message
 from suite.core import data
 from suite.core.models import forward_flops_per_sample, train_flops_per_sample
 from suite.core.spec import RunSpec
+from suite.measure.energy import HostEnergyMeter
 from suite.measure.host import CpuMeter, HostSampler, PhaseContention, case_processes, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
 from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord, SweepPoint
@@ -118,10 +119,13 @@ class Case:
         backend.reset_device_memory_peak()
         host = HostSampler() if rec.monitoring else nullcontext()
         contention = PhaseContention(spec.threads, self.processes)
+        energy = HostEnergyMeter() if rec.monitoring else None
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
                 loss, accuracy, train_s = self._epoch(epoch, n_train)
                 contention.mark()
+                if energy:
+                    rec.host_energy_train = energy.result()  # read after every epoch: a wrap is undone, a stop keeps it
                 rec.contention_train = contention.result(per_epoch=True)
                 if not math.isfinite(loss):
                     rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
@@ -142,6 +146,8 @@ class Case:
                         bad_epochs += 1
                         if bad_epochs >= spec.early_stopping:
                             break
+        if energy:
+            rec.host_energy_train = energy.result()  # the last epoch's validation too, as the GPU's train phase has
         if best_state is not None:
             backend.restore(best_state)
         rec.cpu_util_pct = cpu.util_pct
@@ -218,11 +224,13 @@ class Case:
                 self.events.emit("inference", batch_size=batch_size)
                 rec.inference.append(measure_inference(backend, batch_size))
         rec.contention_profile = contention.result()
+        trained = (rec.train_samples or 0) * len(rec.history)
         if sampler:
             rec.gpu_train, rec.gpu_inference = sampler.stats("train"), sampler.stats("inference")
             if rec.gpu_train.energy_j is not None and rec.train_total_s:
-                trained = rec.train_samples * len(rec.history)
                 rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
+        if rec.host_energy_train and rec.host_energy_train.energy_j is not None and rec.train_total_s:
+            rec.host_energy_per_1k_train_samples_j = 1000.0 * rec.host_energy_train.energy_j / trained
 
 
     def _launch_overhead(self, backend: Backend) -> None:
