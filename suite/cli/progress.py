@@ -43,6 +43,7 @@ def describe(event: dict[str, Any]) -> str:
         "evaluate": "evaluating on the test set",
         "step_timing": "timing single optimizer steps",
         "floor": "measuring the launch-free floor (the whole step as one CUDA graph, 200 replays)",
+        "sweep": f"timing eager steps and the floor at batch sizes {event.get('batch_sizes')}",
         "profile": f"profiling {event.get('steps')} steady steps (kernel-busy %, launches per step)",
         "inference": f"inference at batch size {event.get('batch_size')}",
     }

@@ -129,6 +129,21 @@ class GpuStats(BaseModel):
     energy_source: str | None = None
 
 
+class SweepPoint(BaseModel):
+    """One batch size of a --batch-sweep: the eager step and the launch-free floor of the same step, both run back to
+    back on a copy of the model and device-synced at both ends."""
+
+    batch_size: int
+    eager_step_ms: float
+    floor_step_ms: float
+    floor_replays: int
+
+    @property
+    def over_floor(self) -> float:
+        """Eager step / floor: 1.0 = no launch overhead left at this batch size."""
+        return self.eager_step_ms / self.floor_step_ms
+
+
 class HostEnergy(BaseModel):
     """Host CPU package energy over one phase from RAPL/powercap counters; `available=False` says why nothing was measured."""
 
@@ -227,6 +242,7 @@ class RunRecord(BaseModel):
     graph_launches_per_step: float | None = None  # CUDA graph launch API calls made by the host, per step
     profile_note: str | None = None  # why a profile figure is missing
     trace_file: str | None = None  # the Chrome/Perfetto trace of the profiled steps (--trace), relative to the record
+    batch_sweep: list[SweepPoint] = Field(default_factory=list)  # --batch-sweep: launch overhead against batch size
 
     test_accuracy: float | None = None
     test_loss: float | None = None
@@ -342,7 +358,7 @@ class RunRecord(BaseModel):
         )
         skip = {"history", "inference", "per_class_accuracy", "confusion_matrix", "class_names", "machine", "spec",
                 "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail",
-                "peak_probe", "contention_train", "contention_profile", "host_energy_train"}
+                "peak_probe", "contention_train", "contention_profile", "host_energy_train", "batch_sweep"}
         for name in type(self).model_fields:
             if name not in skip and name not in row:
                 row[name] = getattr(self, name)

@@ -23,7 +23,7 @@ from suite.core.spec import RunSpec
 from suite.measure.energy import HostEnergyMeter
 from suite.measure.host import CpuMeter, HostSampler, PhaseContention, case_processes, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
-from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord
+from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord, SweepPoint
 from suite.record.stats import percentile_ms, time_to_accuracy_s
 from suite.run.case import CaseSetup, torchrun_rank
 from suite.run.events import EventSink
@@ -62,7 +62,8 @@ class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
     def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
-                 monitoring: bool = True, peak_flops_dtype: str | None = None, trace_dir: str | None = None) -> None:
+                 monitoring: bool = True, peak_flops_dtype: str | None = None, trace_dir: str | None = None,
+                 batch_sweep: tuple[int, ...] = ()) -> None:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
@@ -71,6 +72,7 @@ class Case:
         )
         self.data_dir = data_dir
         self.trace_dir = Path(trace_dir) if trace_dir else None
+        self.batch_sweep = batch_sweep
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
@@ -239,14 +241,22 @@ class Case:
             self.events.emit("floor")
             rec.floor_note = _measured(lambda: _fill(rec, backend.launch_free_floor(), "floor_note"), "floor")
             rec.step_over_floor = step_over_floor(rec)
+            if self.batch_sweep:
+                self.events.emit("sweep", batch_sizes=list(self.batch_sweep))
+                failed = _measured(lambda: self._sweep(backend), "sweep")
+                rec.floor_note = "; ".join(n for n in (rec.floor_note, failed) if n) or None
         if cuda or self.trace_dir:
             self.events.emit("profile", steps=PROFILED_STEPS)
             path = self.trace_dir / f"{rec.case_id}_{rec.run_id[:8]}.trace.json.gz" if self.trace_dir else None
-            rec.profile_note = _measured(lambda: _fill(rec, backend.step_profile(PROFILED_STEPS, path), "profile_note"), "profile")
+            rec.profile_note = _measured(lambda: _fill(rec, backend.step_profile(PROFILED_STEPS, path), "profile_note"),
+                                         "profile")
             if path is not None and path.is_file():
                 rec.trace_file = f"{path.parent.name}/{path.name}"  # the trace folder sits in the results folder
             if self.spec.framework == "torch" and rec.graph_launches_per_step is not None:
                 rec.framework_info["cuda_graphs"] = rec.graph_launches_per_step > 0  # measured, not the flag
+
+    def _sweep(self, backend: Backend) -> None:
+        self.record.batch_sweep = [SweepPoint(**point) for point in backend.batch_sweep(self.batch_sweep)]
 
 
 def _fill(rec: RunRecord, figures: dict[str, Any], note_field: str) -> str | None:
@@ -298,7 +308,8 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
     spec = RunSpec.from_dict(job["spec"])
     case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
-                job.get("monitoring", True), job.get("peak_flops_dtype"), job.get("trace_dir"))
+                job.get("monitoring", True), job.get("peak_flops_dtype"), job.get("trace_dir"),
+                tuple(job.get("batch_sweep") or ()))
     t0 = time.perf_counter()
     try:
         record = case.run()
