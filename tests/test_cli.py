@@ -168,6 +168,8 @@ def test_builtin_example_plan_is_listed_and_loads():
     args = run_args("run", "--plan", "example")
     assert args.plan_line.startswith("plan example: ") and args.limit == 6000 and args.repeats == 2
     assert len(plan_from_args(args)) == 8
+    (first,) = plan_from_args(run_args("run", "--plan", "first"))
+    assert (first.framework, first.model, first.device, first.epochs, first.limit) == ("torch", "dense", "cpu", 1, 4000)
 
 
 @pytest.mark.parametrize("text,needle", [
@@ -195,4 +197,4 @@ def test_bad_plan_file_is_one_line_naming_the_key_and_nothing_starts(tmp_path: P
 def test_unknown_plan_name_lists_the_built_in_ones(tmp_path: Path):
     out = run_cli("run", "--plan", "nope", "--results", str(tmp_path / "r"))
     assert out.returncode == 2 and "--plan 'nope': no such file and no built-in plan of that name; built-in plans: " \
-        "example" in out.stderr
+        "example, first" in out.stderr

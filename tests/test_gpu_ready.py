@@ -185,9 +185,9 @@ def test_gpu_check_plan_runs_the_comparison_cases_first_then_the_hardware_plan_a
         "torch/cnn/cpu", "keras/cnn/cuda keras_backend=torch", "keras/cnn/cuda keras_backend=jax"]
     assert [c.spec for c in cases if c.part == "hardware"] == hardware_plan(["cuda"], 2)
     torch_cuda = {(s.model, s.precision, s.compile) for s in gpucheck.plan(2) if s.framework == "torch" and s.device == "cuda"}
-    assert torch_cuda >= {("dense", "fp32", "none"), ("cnn", "fp32", "none"), ("cnn", "bf16", "none"),
-                          ("cnn", "fp32", "reduce-overhead")}
-    assert all(c.spec.infer_batch_sizes == (1, 1024) and c.spec.epochs >= 2 for c in cases)
+    assert torch_cuda >= {("dense", "fp32", "none"), ("cnn", "fp32", "none"), ("cnn", "fp32", "reduce-overhead")}
+    # The launch part measures training only (its inference is the eager model's).
+    assert all(c.spec.infer_batch_sizes == (() if c.part == "launch" else (1, 1024)) and c.spec.epochs >= 2 for c in cases)
     assert len({c.spec.id for c in cases}) == len(cases)
 
 
@@ -218,7 +218,8 @@ def test_the_measured_walls_are_those_of_the_committed_h200_records():
 
 def test_estimates_fitted_to_the_h200_walls_reproduce_them():
     records = [r for r in _committed_records().values() if r.status == "ok"]
-    estimates = [gpucheck.estimate_s(r.run_spec) for r in records]
+    # The launch figures (floor, profiled steps) came after that run: its walls hold none of their cost.
+    estimates = [gpucheck.estimate_s(r.run_spec) - gpucheck.launch_extras_s(r.run_spec) for r in records]
     walls = [r.process_wall_s for r in records]
     # Each part's figure is a median over its precisions, so single cases scatter around it (reduce-overhead CNN:
     # 28.9-40.0 s) but the plan as a whole is what the budget spends.

@@ -17,14 +17,17 @@ from rich.console import Console
 
 from suite.cli import build_parser
 from suite.cli.common import UsageError
-from suite.cli.progress import Eta, LiveView, PlainView, PlanView, make_view
+from suite.cli.progress import LiveView, PlainView, PlanView, make_view
 from suite.cli.run import plan_from_args
+from suite.core.models import train_flops_per_sample
 from suite.core.spec import RunSpec
-from suite.record.schema import IN_EPOCH_STEADY_SCOPE, RunRecord
+from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, RunRecord
 from suite.record.store import read_store
 from suite.run import runner
+from suite.run.eta import PlanEta, after_training_units, training_units, work_s
 from suite.run.events import EventSink, pump, sink_env
 from suite.run.watch import MIN_TIMED_STEPS, WARMUP_STEPS, EpochWatch
+from suite.run.worker import INFERENCE_BUDGET_S
 from tests.test_report import fixture_records
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -203,12 +206,14 @@ def record_of(status: str = "ok", wall_s: float = 10.0) -> RunRecord:
 def test_live_view_draws_plan_case_and_step_bar_on_a_terminal():
     buffer = io.StringIO()
     view = LiveView(Console(file=buffer, force_terminal=True, width=140))
-    spec = RunSpec(framework="torch", model="cnn")
-    view.start(1, 2, spec)
+    record = ran(CNN, 10.0, [2.0, 2.0])
+    later = RunSpec(framework="torch", model="cnn", epochs=2, limit=6000, seed=1)
+    view.planned([CNN, later])
+    view.start(1, 2, CNN)
     view.event({"phase": "train", "epoch": 1, "epochs": 3, "step": 120, "steps": 375, "samples_per_s": 2345.6})
     view.progress.refresh()
-    view.finished(1, 2, record_of())
-    view.start(2, 2, spec)
+    view.finished(1, 2, record)
+    view.start(2, 2, later)
     view.progress.refresh()
     view.close()
     out = buffer.getvalue()
@@ -239,7 +244,7 @@ def test_plain_view_prints_phases_epochs_and_throttles_steps():
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "[1/1] keras/dense/cpu seed=0: started (ETA ?)"
     assert not any("step" in line for line in lines), "in-epoch steps right after the start line are throttled"
-    assert lines[1] == "[1/1] keras/dense/cpu seed=0: epoch 1/1 done: loss 0.5000 val_acc 0.8000 1,000 samples/s (2.0 s)"
+    assert lines[1] == "[1/1] keras/dense/cpu seed=0: epoch 1/1 done: loss 0.5000 val_acc 0.8000 1,000 samples/s (2.0 s) (ETA ?)"
     assert lines[2].startswith("[1/1] ") and len(lines) == 3
 
 
@@ -254,16 +259,96 @@ def test_views_are_chosen_by_quiet_and_terminal():
     os.close(main_fd)
 
 
-def test_eta_is_the_mean_wall_of_cases_that_ran():
-    eta = Eta()
-    assert eta.text(0, 3) == "ETA ?"
-    eta.walls_s = [10.0, 30.0]
-    eta.case_started = time.monotonic()
-    assert eta.remaining_s(2, 5) == pytest.approx(60.0, abs=0.5)
-    assert eta.text(5, 5) == "ETA 0:00"
-    parallel = Eta()  # cases on a Ray cluster: no start calls, the plan's elapsed time per finished case
-    parallel.walls_s, parallel.started = [50.0, 50.0], time.monotonic() - 20
-    assert parallel.remaining_s(2, 5) == pytest.approx(30.0, abs=0.5)
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ran(spec: RunSpec, wall_s: float, epoch_train_s: list[float], status: str = "ok") -> RunRecord:
+    """A stored run of `spec` that took wall_s, training its epochs in epoch_train_s."""
+    history = [EpochStats(epoch=i + 1, train_loss=0.5, train_accuracy=0.8, train_s=t) for i, t in enumerate(epoch_train_s)]
+    return fixture_records()[0].model_copy(update={"spec": spec.to_dict(), "case_id": spec.id, "status": status,
+                                                   "wall_s": wall_s, "history": history})
+
+
+DENSE = RunSpec(framework="torch", model="dense", epochs=2, limit=6000)
+CNN = RunSpec(framework="torch", model="cnn", epochs=2, limit=6000)
+
+
+def test_case_work_grows_with_the_model_and_inference_has_a_floor():
+    flops = train_flops_per_sample(CNN) / train_flops_per_sample(DENSE)
+    assert training_units(CNN) / training_units(DENSE) == pytest.approx(flops ** 0.5), "the square root of the FLOPs"
+    assert after_training_units(CNN) > 4 * after_training_units(DENSE)
+    floor = INFERENCE_BUDGET_S * len(DENSE.infer_batch_sizes)
+    fast, slow = 1e-9, 1e-5  # seconds per work unit
+    assert work_s(DENSE, fast) == pytest.approx(fast * (training_units(DENSE) + after_training_units(DENSE)) + floor)
+    assert work_s(CNN, slow) > slow * (training_units(CNN) + after_training_units(CNN)) + floor, "slow calls outlast it"
+
+
+def test_eta_prices_a_cnn_by_its_flops_not_by_the_mean_of_the_dense_case_before_it():
+    clock = FakeClock()
+    eta = PlanEta(clock)
+    assert eta.text() == "ETA ?", "no plan yet"
+    eta.planned([DENSE, CNN])
+    eta.started(DENSE)
+    assert eta.text() == "ETA ?", "nothing priced yet"
+    clock.now += 10
+    eta.finished(ran(DENSE, 20.0, [2.0, 2.0]))
+    rate = 4.0 / training_units(DENSE)  # seconds per FLOP, from its epochs' training seconds
+    fixed = 20.0 - work_s(DENSE, rate)  # what the rest of its wall time leaves: start-up, import, budgets
+    assert fixed > 0
+    eta.started(CNN)
+    assert eta.remaining_s() == pytest.approx(fixed + work_s(CNN, rate))
+    clock.now += 25  # 25 s into the CNN, no progress event yet: the flat mean (20 s a case) said 0:00 here
+    assert eta.remaining_s() == pytest.approx(fixed + work_s(CNN, rate) - 25) and eta.remaining_s() > 10
+
+
+def test_eta_follows_the_running_case_pace_and_prices_its_setup_for_the_rest():
+    clock = FakeClock()
+    eta = PlanEta(clock)
+    later = RunSpec(framework="torch", model="cnn", epochs=2, limit=6000, seed=1)
+    eta.planned([DENSE, CNN, later])
+    eta.started(DENSE)
+    clock.now += 10
+    eta.finished(ran(DENSE, 20.0, [2.0, 2.0]))
+    fixed = 20.0 - work_s(DENSE, 4.0 / training_units(DENSE))
+    eta.started(CNN)
+    started = clock.now
+    clock.now += 3  # import and data: 3 s before the first step event
+    eta.progress({"phase": "train", "epoch": 1, "epochs": 2, "step": 10, "steps": 47})
+    clock.now += 8
+    eta.progress({"phase": "epoch", "epoch": 1, "epochs": 2, "train_s": 9.0})
+    pace = 8 / ((0.5 - 10 / 94) * training_units(CNN))  # 0.5 - 10/94 of the CNN's training went by in 8 s
+    began = started + 3 - 10 / 94 * pace * training_units(CNN)
+    clock.now += 2
+    current = began + work_s(CNN, pace) + max(0.0, fixed - (began - started)) - clock.now
+    assert eta.remaining_s() == pytest.approx(current + fixed + work_s(later, pace)), "`later` at the CNN's pace"
+    clock.now += 70
+    eta.finished(ran(CNN, 90.0, [18.0, 19.0]))
+    eta.started(later)
+    cnn_rate = 37.0 / training_units(CNN)
+    assert eta.remaining_s() == pytest.approx(max(90.0, work_s(CNN, cnn_rate))), "priced by the finished CNN alone"
+    assert eta.text() == "ETA {}:{:02d}".format(*divmod(round(eta.remaining_s()), 60))
+
+
+def test_eta_of_parallel_cases_shares_the_elapsed_time_and_skips_cost_nothing():
+    clock = FakeClock()
+    eta = PlanEta(clock)
+    specs = [RunSpec(framework="torch", model="dense", epochs=2, limit=6000, seed=i) for i in range(4)]
+    gpu = RunSpec(framework="torch", model="dense", device="cuda", epochs=2, limit=6000)
+    eta.planned([*specs, gpu])
+    clock.now += 20
+    eta.finished(ran(specs[0], 10.0, [2.0, 2.0]))
+    eta.finished(ran(gpu, 0.0, [], status="skipped"))
+    eta.finished(ran(specs[1], 10.0, [2.0, 2.0]))
+    assert eta.remaining_s() == pytest.approx(20.0), "2 of 4 equal cases (and a skip, which costs nothing) in 20 s"
+    clock.now += 3600
+    assert eta.text() == "ETA 1:00:20"
 
 
 def plan_devices(*argv: str) -> list[str]:

@@ -188,7 +188,7 @@ def test_real_gpu_step_graph_replays_and_the_floor_is_below_eager(tmp_path, prob
 
     out = run_cli("run", "--framework", "torch", "--model", "dense", "cnn", "--device", "cuda", "--step", "eager",
                   "graph", "--epochs", "2", "--limit", "6000", "--batch-size", "500", "--infer-batch-sizes", "1",
-                  "--trace", "--results", str(tmp_path), cache=probe_cache)
+                  "--trace", "--batch-sweep", "500", "4000", "--results", str(tmp_path), cache=probe_cache)
     assert out.returncode == 0, out.stderr[-3000:]
     records = read_store([tmp_path])[0]
     assert len(records) == 4
@@ -198,8 +198,32 @@ def test_real_gpu_step_graph_replays_and_the_floor_is_below_eager(tmp_path, prob
         assert record.floor_step_ms <= record.sync_free_step_ms and record.step_over_floor >= 1.0
         assert record.kernel_busy_pct is not None and 0 < record.kernel_busy_pct <= 100, record.profile_note
         assert record.gpu_kernels_per_step > 0 and (tmp_path / record.trace_file).is_file()
+        assert [p.batch_size for p in record.batch_sweep] == [500, 4000]
+        assert all(p.floor_step_ms <= 1.05 * p.eager_step_ms for p in record.batch_sweep)  # equal at most, within noise
         graph = record.spec["step"] == "graph"
         assert record.framework_info["cuda_graphs"] is graph
         assert record.graph_launches_per_step == pytest.approx(1.0) if graph else record.graph_launches_per_step == 0
         if graph:  # one graph launch and no kernel launch of its own per step (the index copy is a memcpy)
             assert record.kernel_launches_per_step < 1 and record.test_accuracy > 0.7
+
+
+@needs_data
+def test_the_batch_sweep_times_eager_and_floor_at_each_size_that_fits(cpu_graphs, monkeypatch):
+    torch_backend, made = cpu_graphs
+    backend, _ = _trained(torch_backend, "eager", "dense", epochs=1)
+    assert backend.batch_sweep((64, 128)) == []  # a CPU case has no floor to sweep
+    backend.device = torch_backend.torch.device("cuda", 0)
+    monkeypatch.setattr(backend, "sync", lambda: None)
+    monkeypatch.setattr(torch_backend, "adam", lambda params, lr, capturable: torch_backend.torch.optim.Adam(params, lr))
+    points = backend.batch_sweep((64, 256, 100_000))  # 100,000 is more than the 800 training samples: left out
+    assert [p["batch_size"] for p in points] == [64, 256] and all(p["floor_replays"] == 200 for p in points)
+    assert all(p["eager_step_ms"] > 0 and p["floor_step_ms"] > 0 for p in points)
+    assert [g.captured for g in made] == [1, 1] and [g.replayed for g in made] == [220, 220]
+
+
+def test_batch_sweep_flag_is_checked_before_anything_runs(tmp_path):
+    from tests.conftest import run_cli
+
+    done = run_cli("run", "--framework", "torch", "--batch-sweep", "500", "0", "--results", str(tmp_path / "r"))
+    assert done.returncode == 2 and "--batch-sweep 0 is out of range; valid: 1..48000" in done.stderr
+    assert not (tmp_path / "r").exists()

@@ -24,7 +24,7 @@ from tests.conftest import REPO, needs_data, run_cli
 from tests.test_cuda_paths import FakeTfConfig
 
 # Fields added after the first stored records (speed settings, then data-parallel scaling).
-NEW_FIELDS = ("precision", "compile", "jit_compile", "channels_last", "steps_per_execution", "devices", "lr_scaling")
+NEW_FIELDS = ("precision", "compile", "step", "jit_compile", "channels_last", "steps_per_execution", "devices", "lr_scaling")
 TINY = ("--device", "cpu", "--epochs", "2", "--limit", "600", "--batch-size", "64", "--infer-batch-sizes", "1", "32")
 
 

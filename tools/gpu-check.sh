@@ -7,7 +7,9 @@
 # cases are recorded as skipped with the reason. With FASHIONBENCH_WHEELS=DIR (the folder gpu-wheels.sh filled) the
 # wheels are installed offline with `pip install --no-deps --target DIR/site` on first use; FASHIONBENCH_SITE=DIR
 # points at an already installed target folder instead. The data set: --data-dir DIR or $FASHIONBENCH_DATA with the
-# four Fashion-MNIST *-ubyte.gz files (or `apt-get install dataset-fashion-mnist`).
+# four Fashion-MNIST *-ubyte.gz files (or `apt-get install dataset-fashion-mnist`); the gpu-marked tests get the same
+# folder as $FASHIONBENCH_DATA. The plan, its parts and their estimates (fitted to the 2026-12-04 H200 walls): --dry-run,
+# and docs/gpu.md.
 #
 # Writes at most 7 files into OUTDIR (found.json, gpu-tests.txt, probe.json, records.tar.gz, report.html, summary.csv,
 # summary.md) and exits 1 when a GPU sanity rule or a gpu-marked test failed.

@@ -62,6 +62,10 @@ class Backend(Protocol):
     def launch_free_floor(self) -> dict[str, Any]:
         """floor_step_ms, floor_replays and floor_note of this model and batch (empty where there is none)."""
 
+    def batch_sweep(self, batch_sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+        """The eager step and the launch-free floor at each batch size, as RunRecord.batch_sweep points (empty where
+        there is no floor)."""
+
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Seconds per forward call on `batch_size` test images, outputs copied to host."""
 

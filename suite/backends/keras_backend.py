@@ -450,6 +450,10 @@ class KerasBackend:
         """The floor is the torch framework's (a torch.cuda.graph capture); Keras cases are read against torch's."""
         return {}
 
+    def batch_sweep(self, batch_sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+        """No floor, so no sweep (see launch_free_floor)."""
+        return []
+
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """`predict_on_batch` (compiled predict function) returns numpy, so each call ends on the host."""
         x_test = self.arrays["test"][0]

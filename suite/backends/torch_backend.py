@@ -15,11 +15,21 @@ from torch import nn
 
 from suite.backends import DeviceUnavailable, StepHook, Unsupported
 from suite.backends.cuda import cuda_unavailable_reason, set_cuda_tf32
-from suite.backends.step_graph import FLOOR_REPLAYS, StepParts, WholeStep, adam, launch_free_floor
+from suite.backends.step_graph import (
+    FLOOR_REPLAYS,
+    StepParts,
+    WholeStep,
+    adam,
+    launch_free_floor,
+    time_replays,
+    train_on,
+)
 from suite.backends.trace import STEP_LABEL, profile_torch, step_figures, torch_kernels
 from suite.core.data import Prepared
 from suite.core.models import BN_EPSILON, BN_MOMENTUM_TORCH, Layer, architecture
 from suite.core.spec import RunSpec
+
+SWEEP_EAGER_STEPS = 50  # eager steps timed back to back at each batch size of a --batch-sweep
 
 
 def autocast_dtype(spec: RunSpec) -> torch.dtype | None:
@@ -308,13 +318,36 @@ class TorchBackend:
         once and replayed FLOOR_REPLAYS times (CUDA only); the case's own model and optimizer are left alone."""
         if self.device.type != "cuda":
             return {}
-        model = copy.deepcopy(self.model).train()
-        parts = self._parts(model, adam(model.parameters(), self.lr, capturable=True))
         x, y = self.tensors["train"]
         note = ("loss scaling left out: GradScaler's step reads its inf check on the host, which a graph cannot hold"
                 if self.scaler is not None else None)
-        return {"floor_step_ms": launch_free_floor(parts, x, y, self.batch_size, self.sync),
+        return {"floor_step_ms": launch_free_floor(self._copied_parts(True), x, y, self.batch_size, self.sync),
                 "floor_replays": FLOOR_REPLAYS, "floor_note": note}
+
+    def _copied_parts(self, capturable: bool) -> StepParts:
+        """The step's parts on a copy of the model with a fresh Adam: what the floor and the sweep train instead."""
+        model = copy.deepcopy(self.model).train()
+        return self._parts(model, adam(model.parameters(), self.lr, capturable=capturable))
+
+    def batch_sweep(self, batch_sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+        """At each batch size (up to the split's size), on copies of the model: the eager step run back to back and
+        the launch-free floor of the same step, each device-synced at both ends (CUDA only; docs/gpu-speed.md)."""
+        if self.device.type != "cuda":
+            return []
+        x, y = self.tensors["train"]
+        points = []
+        for size in (b for b in batch_sizes if b <= len(x)):
+            floor_ms = launch_free_floor(self._copied_parts(True), x, y, size, self.sync)
+            points.append({"batch_size": size, "eager_step_ms": self._eager_step_ms(size), "floor_step_ms": floor_ms,
+                           "floor_replays": FLOOR_REPLAYS})
+        return points
+
+    def _eager_step_ms(self, size: int) -> float:
+        """The eager step on the first `size` samples, SWEEP_EAGER_STEPS of them back to back, on a copy of the model."""
+        x, y = self.tensors["train"]
+        parts = self._copied_parts(False)
+        sums = torch.zeros((), device=x.device), torch.zeros((), dtype=torch.int64, device=x.device)
+        return time_replays(lambda: train_on(parts, x[:size], y[:size], *sums), self.sync, SWEEP_EAGER_STEPS, 5)
 
     def inference_latencies_s(self, batch_size: int, calls: int, warmup_calls: int) -> list[float]:
         """Forward on a fixed test batch; .cpu() copies the result to host, which also synchronises."""

@@ -3,6 +3,10 @@
 Goals (issue #7): harness ≥ 0.95× a bare torch loop; Keras's default path no slower than a plain `model.fit` and
 the tuned one faster; best variant per framework and model on CPU ≥ the model's MFU goal (suite.core.models.CATALOG);
 the default quick matrix ≤ 90 s wall; CV of the CNN's steady throughput over 5 repeats ≤ 3 %.
+
+GPU goals (issue #20, part `gpu`; skipped with the reason where there is no GPU): on one GPU at batch 500 fp32, the
+best torch variant of dense and of the CNN within 1.25× of its launch-free floor, and Keras on JAX within 1.5× of torch
+eager per training step. The GPU check's summary judges its own records with the same functions.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
 from suite.record.stats import cv_pct, spread_pct
 from suite.run.executors import LocalExecutor
-from suite.run.runner import run_plan
+from suite.run.runner import no_gpu_reason, run_plan
 
 QUICK_MATRIX_GOAL_S = 90.0
 CV_GOAL_PCT = 3.0
@@ -43,19 +47,34 @@ CANDIDATES: dict[tuple[str, str], list[dict[str, object]]] = {
 KERAS_TUNED = {"steps_per_execution": 16}
 
 
+# GPU goals (issue #20): one GPU, batch 500, fp32, one device.
+GPU_GOAL_SETTINGS = {"device": "cuda", "batch_size": 500, "precision": "fp32", "devices": 1}
+FLOOR_GOAL = 1.25  # the best torch variant's sync-free step / its launch-free floor
+KERAS_JAX_GOAL = 1.5  # Keras-on-JAX step / torch eager step, same model and GPU
+GPU_GOAL_MODELS = ("dense", "cnn")
+# The torch variants the GPU goals compare (2 epochs, full split): eager, torch.compile's CUDA graphs, the whole step.
+GPU_TORCH_VARIANTS: tuple[dict[str, str], ...] = ({}, {"compile": "reduce-overhead"}, {"step": "graph"})
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """One goal: what was measured, against which goal, and whether it is met."""
+    """One goal: what was measured, against which goal, and whether it is met (None: not measured, the detail says why)."""
 
     name: str
     measured: str
     goal: str
-    met: bool
+    met: bool | None
     detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """met, missed or not measured."""
+        return {True: "met", False: "missed", None: "not measured"}[self.met]
 
     def line(self) -> str:
         """One printed row."""
-        return f"{self.name:<44} {self.measured:>12}  goal {self.goal:<8} {'MEETS' if self.met else 'MISSES':<6}  {self.detail}"
+        shown = {True: "MEETS", False: "MISSES", None: "NOT MEASURED"}[self.met]
+        return f"{self.name:<44} {self.measured:>12}  goal {self.goal:<8} {shown:<6}  {self.detail}"
 
 
 def ratio_verdict(name: str, comparison: calibrate.Comparison, goal: float, strictly: bool = False) -> Verdict:
@@ -163,6 +182,73 @@ def repeat_noise_goal(records: list[RunRecord]) -> Verdict:
     return Verdict(name, f"{cv_pct(values):.2f}%", f"<= {CV_GOAL_PCT:g}%", cv_pct(values) <= CV_GOAL_PCT, detail)
 
 
+def _gpu_goal_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The ok records the GPU goals read: one GPU, batch 500, fp32, no model variant (dropout, batchnorm, augment)."""
+    plain = ("dropout", "batchnorm", "augment", "early_stopping")
+    return [r for r in records if r.status == "ok" and all(r.spec.get(k) == v for k, v in GPU_GOAL_SETTINGS.items())
+            and not any(r.spec.get(k) for k in plain)]
+
+
+def _gpu(record: RunRecord) -> str:
+    return next((g.get("name", "GPU") for g in record.machine.gpus), "GPU") + f" on {record.machine.hostname}"
+
+
+def floor_goal(records: list[RunRecord], model: str) -> Verdict:
+    """The fastest torch variant of `model` (lowest sync-free step) against its own launch-free floor."""
+    name = f"best torch {model} step / launch-free floor"
+    runs = [r for r in records if r.spec["framework"] == "torch" and r.spec["model"] == model and r.step_over_floor]
+    if not runs:
+        return Verdict(name, "-", f"<= {FLOOR_GOAL:g}", None, f"no ok torch/{model}/cuda record at batch 500 fp32 with "
+                       "a floor (run `fashionbench goals --only gpu` on a GPU box)")
+    best = min(runs, key=lambda r: r.floor_step_ms * r.step_over_floor)  # the training loop's own step
+    busy = "n/a" if best.kernel_busy_pct is None else f"{best.kernel_busy_pct:.0f} %"
+    detail = (f"{_flags(best.run_spec, RunSpec(framework='torch', model=model))}: step "
+              f"{best.floor_step_ms * best.step_over_floor:.3f} ms vs floor {best.floor_step_ms:.3f} ms; kernel busy "
+              f"{busy}, {best.kernel_launches_per_step or 0:.0f} kernel launches/step; {len(runs)} variant(s); {_gpu(best)}")
+    return Verdict(name, f"{best.step_over_floor:.2f}x", f"<= {FLOOR_GOAL:g}", best.step_over_floor <= FLOOR_GOAL, detail)
+
+
+def keras_jax_goal(records: list[RunRecord], model: str) -> Verdict:
+    """Keras-on-JAX's steady step against torch eager's, same model, same machine: medians of their training rates."""
+    name = f"Keras on JAX {model} step / torch eager step"
+    keras = [r for r in records if r.spec["framework"] == "keras" and r.spec["keras_backend"] == "jax"
+             and r.spec["model"] == model and r.train_steady_samples_per_s]
+    machines = {r.machine.machine_id for r in keras}
+    eager = [r for r in records if r.spec["framework"] == "torch" and r.spec["model"] == model and r.machine.machine_id in
+             machines and not r.run_spec.variant_flags() and r.train_steady_samples_per_s]
+    if not keras or not eager:
+        missing = "keras_backend=jax" if not keras else "torch eager"
+        return Verdict(name, "-", f"<= {KERAS_JAX_GOAL:g}", None, f"no ok {missing} {model} record at batch 500 fp32 on "
+                       "this GPU")
+    torch_rate = statistics.median(r.train_steady_samples_per_s for r in eager)
+    keras_rate = statistics.median(r.train_steady_samples_per_s for r in keras)
+    ratio = torch_rate / keras_rate
+    detail = (f"{keras_rate:,.0f} vs {torch_rate:,.0f} samples/s (data on {keras[0].train_data_device}); {_gpu(keras[0])}")
+    return Verdict(name, f"{ratio:.2f}x", f"<= {KERAS_JAX_GOAL:g}", ratio <= KERAS_JAX_GOAL, detail)
+
+
+def gpu_goal_verdicts(records: Iterable[RunRecord]) -> list[Verdict]:
+    """Every GPU goal judged on these records: not measured where the runs it needs are missing."""
+    runs = _gpu_goal_runs(records)
+    return [*(floor_goal(runs, m) for m in GPU_GOAL_MODELS), *(keras_jax_goal(runs, m) for m in GPU_GOAL_MODELS)]
+
+
+def gpu_goal_specs(threads: int) -> list[RunSpec]:
+    """The cases the GPU goals need: each torch variant and Keras on JAX, dense and CNN, 2 epochs on the full split."""
+    base = {**{k: v for k, v in GPU_GOAL_SETTINGS.items() if k != "devices"}, "epochs": 2, "threads": threads,
+            "infer_batch_sizes": (1024,)}
+    torch_cases = [RunSpec(framework="torch", model=m, **base, **variant) for m in GPU_GOAL_MODELS
+                   for variant in GPU_TORCH_VARIANTS]
+    return [*torch_cases, *(RunSpec(framework="keras", model=m, keras_backend="jax", **base) for m in GPU_GOAL_MODELS)]
+
+
+def gpu_goals(results: Path, threads: int, timeout_s: float, no_gpu: str | None) -> list[Verdict]:
+    """Run the GPU goals' cases (when there is a GPU) and judge them; without one every goal is not measured."""
+    if no_gpu:
+        return [replace(v, detail=f"skipped: no CUDA GPU ({no_gpu})") for v in gpu_goal_verdicts([])]
+    return gpu_goal_verdicts(run_plan(gpu_goal_specs(threads), results, LocalExecutor(timeout_s)).records)
+
+
 def run_goals(results: Path, threads: int, rounds: int, timeout_s: float, only: set[str],
                 say: Callable[[str], None]) -> list[Verdict]:
     """Run the chosen parts, storing every suite case in `results`; returns the verdicts in order."""
@@ -182,6 +268,10 @@ def run_goals(results: Path, threads: int, rounds: int, timeout_s: float, only: 
     if "quick" in only:
         verdicts.append(quick_matrix_goal(threads, timeout_s))
         say(verdicts[-1].line())
+    if "gpu" in only:
+        for v in gpu_goals(results, threads, timeout_s, no_gpu_reason()):
+            verdicts.append(v)
+            say(v.line())
     if "noise" in only:
         for framework in ("torch", "keras"):
             base = RunSpec(framework=framework, model="cnn", device="cpu", threads=threads, **SCREEN_SETTINGS["cnn"])

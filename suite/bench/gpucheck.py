@@ -83,6 +83,19 @@ class PlanError(ValueError):
     """A case whose time cannot be estimated from measured figures; the message names what to measure."""
 
 
+# Estimates, not measured yet (no GPU has run them; recalibrate from the first run's walls, which summary.md puts next
+# to these): what the launch figures add to a 2026-12-04 case. Every CUDA case now profiles 20 steady steps (profiler
+# and CUPTI start-up, trace export: ~1 s) and a torch one also measures its launch-free floor (a capture and 220
+# replays of a step under 0.5 ms at batch 500: ~0.3 s); Keras on JAX starts jax.profiler and converts its trace.
+LAUNCH_FIGURES_S = {"torch": 1.3, "keras": 1.5}
+CAPTURE_S = 0.1  # --step graph: three warm-up steps (~1.5 ms each at batch 500) and the capture, in epoch 1
+# One batch size of a --batch-sweep: 50 eager steps, a capture and 220 replays. Floor steps at batch 8192 take about
+# the model's train FLOPs over the GPU (CNN ~15 MFLOP/sample: 0.12 TFLOP a step, a few ms; dense a tenth of that).
+SWEEP_POINT_S = {"dense": 0.4, "cnn": 1.0}
+# Inference at one batch size: the worker's 1 s budget plus warm-up; the measured walls hold two (batch 1 and 1024).
+INFERENCE_S = 1.2
+
+
 def part_key(spec: RunSpec) -> tuple[str, str, str, str, str]:
     """What decides a case's cost: framework, Keras backend, compile mode, device, model (precision barely does)."""
     backend = spec.keras_backend if spec.framework == "keras" else "-"
@@ -117,7 +130,16 @@ def estimate_s(spec: RunSpec) -> float:
                         "process wall and steady epoch to MEASURED_2026_12_04, or leave it out of the plan")
     fixed_s, epoch_s = PARTS_S[key]
     extra_epochs = max(spec.epochs - MEASURED_EPOCHS, 0)
-    return fixed_s + epoch_s * epoch_scale(spec) * (spec.epochs + extra_epochs * VALIDATION_SHARE)
+    training = epoch_s * epoch_scale(spec) * (spec.epochs + extra_epochs * VALIDATION_SHARE)
+    return fixed_s + training + launch_extras_s(spec) - INFERENCE_S * (len(INFER_BATCH_SIZES) - len(spec.infer_batch_sizes))
+
+
+def launch_extras_s(spec: RunSpec, batch_sweep: tuple[int, ...] = ()) -> float:
+    """What the launch figures add to a CUDA case (estimates, see LAUNCH_FIGURES_S): profile, floor, capture, sweep."""
+    if spec.device != "cuda":
+        return 0.0
+    sweep_s = SWEEP_POINT_S[MODEL_STANDS_IN.get(spec.model, spec.model)] * len(batch_sweep) if spec.framework == "torch" else 0
+    return LAUNCH_FIGURES_S[spec.framework] + (CAPTURE_S if spec.step == "graph" else 0.0) + sweep_s
 
 
 @dataclass(frozen=True)
@@ -127,6 +149,7 @@ class Planned:
     spec: RunSpec
     estimate_s: float
     part: str = ""
+    batch_sweep: tuple[int, ...] = ()  # the batch sizes its eager step and floor are also timed at (--batch-sweep)
 
 
 @dataclass(frozen=True)
@@ -136,6 +159,7 @@ class PlanPart:
     name: str
     why: str
     cases: Callable[[dict[str, Any]], list[RunSpec]]
+    batch_sweep: tuple[int, ...] = ()
 
 
 def _comparison(fixed: dict[str, Any]) -> list[RunSpec]:
@@ -149,8 +173,20 @@ def _hardware(fixed: dict[str, Any]) -> list[RunSpec]:
 
 
 def _variants(fixed: dict[str, Any]) -> list[RunSpec]:
-    cnn = {"framework": ["torch"], "model": ["cnn"], "device": ["cuda"]}
-    return [*grid({**cnn, "precision": ["bf16"]}, **fixed), *grid({**cnn, "compile": ["reduce-overhead"]}, **fixed)]
+    # bf16 made room for the launch part: at batch 500 the H200 was launch-bound in every precision (bf16 CNN 157k vs
+    # fp32 236k samples/s), which the floor in every CUDA record now shows; tests/test_variants.py still trains the
+    # CNN in bf16, tf32 and fp16-mixed on the GPU within the check.
+    return grid({"framework": ["torch"], "model": ["cnn"], "device": ["cuda"], "compile": ["reduce-overhead"]}, **fixed)
+
+
+# Where each model stops being launch-bound: eager step against the launch-free floor from batch 500 to 8192.
+SWEEP_BATCH_SIZES = (500, 2048, 8192)
+
+
+def _launch(fixed: dict[str, Any]) -> list[RunSpec]:
+    # Inference is the eager model's either way: these cases measure training only.
+    return grid({"framework": ["torch"], "model": ["dense", "cnn"], "device": ["cuda"], "step": ["graph"]},
+                **{**fixed, "infer_batch_sizes": ()})
 
 
 PLAN_PARTS: tuple[PlanPart, ...] = (
@@ -158,7 +194,10 @@ PLAN_PARTS: tuple[PlanPart, ...] = (
              _comparison),
     PlanPart("hardware", "the hardware-selection plan's CUDA half: each model to its accuracy target "
              "(`fashionbench run --plan hardware` on another box gives the like-for-like verdict)", _hardware),
-    PlanPart("variants", "torch CNN in bf16, and under --compile reduce-overhead (CUDA graphs)", _variants),
+    PlanPart("variants", "torch CNN under --compile reduce-overhead (torch.compile's CUDA graphs)", _variants),
+    PlanPart("launch", "the whole step as one CUDA graph (--step graph), dense and CNN, each with a batch sweep "
+             f"{'/'.join(map(str, SWEEP_BATCH_SIZES))} of eager step against launch-free floor", _launch,
+             SWEEP_BATCH_SIZES),
 )
 
 
@@ -166,7 +205,8 @@ def planned(threads: int | None = None) -> list[Planned]:
     """The check's cases in run order, each with its estimate and its part."""
     fixed = {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "threads": threads or os.cpu_count() or 1,
              "infer_batch_sizes": INFER_BATCH_SIZES}
-    return [Planned(spec, estimate_s(spec), part.name) for part in PLAN_PARTS for spec in part.cases(fixed)]
+    return [Planned(spec, estimate_s(spec) + launch_extras_s(spec, part.batch_sweep) - launch_extras_s(spec), part.name,
+                    part.batch_sweep) for part in PLAN_PARTS for spec in part.cases(fixed)]
 
 
 def plan(threads: int | None = None) -> list[RunSpec]:

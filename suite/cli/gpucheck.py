@@ -110,7 +110,8 @@ def run_cases(cases: list[Planned], results: Path, data_dir: Path, deadline: flo
                                     "would be exceeded", None)
             write_record(record, results)
         else:
-            outcome = run_plan([case.spec], results, LocalExecutor(gpucheck.case_timeout_s(case), str(data_dir)))
+            executor = LocalExecutor(gpucheck.case_timeout_s(case), str(data_dir), batch_sweep=case.batch_sweep)
+            outcome = run_plan([case.spec], results, executor)
             if outcome.interrupted or not outcome.records:
                 break
             record = outcome.records[0]

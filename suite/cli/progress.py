@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
+from suite.run.eta import PlanEta
 
 PLAIN_STEP_EVERY_S = 15.0  # in a CI log, one in-epoch line per this many seconds is enough
 
@@ -42,6 +43,7 @@ def describe(event: dict[str, Any]) -> str:
         "evaluate": "evaluating on the test set",
         "step_timing": "timing single optimizer steps",
         "floor": "measuring the launch-free floor (the whole step as one CUDA graph, 200 replays)",
+        "sweep": f"timing eager steps and the floor at batch sizes {event.get('batch_sizes')}",
         "profile": f"profiling {event.get('steps')} steady steps (kernel-busy %, launches per step)",
         "inference": f"inference at batch size {event.get('batch_size')}",
     }
@@ -59,38 +61,15 @@ def finished_line(index: int, total: int, record: RunRecord) -> str:
             f"samples/s  first_epoch={_num(record.first_epoch_s, '.1f')} s  wall={_num(record.wall_s, '.1f')} s")
 
 
-class Eta:
-    """Plan time left, from the cases that finished. One after another (`case_started` set): mean wall of the cases
-    that ran (skipped ones take no time and would drag it down); in parallel (Ray): plan elapsed per finished case."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.case_started: float | None = None
-        self.walls_s: list[float] = []
-
-    def finished(self, record: RunRecord) -> None:
-        """Count a finished case's wall time, unless it was skipped without running."""
-        if record.wall_s and record.status != "skipped":
-            self.walls_s.append(record.wall_s)
-
-    def remaining_s(self, done: int, total: int) -> float | None:
-        """Seconds left: mean case wall × cases not finished, minus what the current case has already taken."""
-        if not self.walls_s or not done:
-            return None
-        now = time.monotonic()
-        if self.case_started is None:
-            return (now - self.started) / done * (total - done)
-        mean = sum(self.walls_s) / len(self.walls_s)
-        return max(0.0, mean * (total - done) - (now - self.case_started))
-
-    def text(self, done: int, total: int) -> str:
-        """`ETA 3:05` or `ETA ?` until a case has finished."""
-        left = self.remaining_s(done, total)
-        return "ETA ?" if left is None else f"ETA {int(left // 60)}:{int(left % 60):02d}"
-
-
 class PlanView:
     """The calls a view answers; this base shows nothing (--quiet)."""
+
+    def __init__(self) -> None:
+        self.eta = PlanEta()
+
+    def planned(self, specs: list[RunSpec]) -> None:
+        """The cases the plan will run, in order (what the ETA prices)."""
+        self.eta.planned(specs)
 
     def start(self, index: int, total: int, spec: RunSpec) -> None:
         """A case is about to run."""
@@ -109,7 +88,8 @@ class PlainView(PlanView):
     """Plain lines for logs and pipes: phases and epoch ends as they happen, in-epoch steps now and then."""
 
     def __init__(self, stream: IO[str]) -> None:
-        self.stream, self.eta = stream, Eta()
+        super().__init__()
+        self.stream = stream
         self.prefix, self.last_line = "", 0.0
 
     def _print(self, text: str) -> None:
@@ -118,34 +98,35 @@ class PlainView(PlanView):
 
     def start(self, index: int, total: int, spec: RunSpec) -> None:
         """Start line with the plan ETA."""
-        self.eta.case_started = time.monotonic()
+        self.eta.started(spec)
         self.prefix = f"[{index}/{total}] {spec.label} seed={spec.seed}"
-        self._print(f"{self.prefix}: started ({self.eta.text(index - 1, total)})")
+        self._print(f"{self.prefix}: started ({self.eta.text()})")
 
     def event(self, event: dict[str, Any]) -> None:
-        """Every phase change; an in-epoch step line at most every PLAIN_STEP_EVERY_S."""
+        """Every phase change; an in-epoch step line at most every PLAIN_STEP_EVERY_S; training lines end with the ETA."""
+        self.eta.progress(event)
         if event.get("phase") == "train" and time.monotonic() - self.last_line < PLAIN_STEP_EVERY_S:
             return
-        self._print(f"{self.prefix}: {describe(event)}")
+        eta = f" ({self.eta.text()})" if event.get("phase") in ("train", "epoch") else ""
+        self._print(f"{self.prefix}: {describe(event)}{eta}")
 
     def finished(self, index: int, total: int, record: RunRecord) -> None:
-        """The case's one result line."""
+        """The case's one result line, and the plan's ETA after it."""
         self.eta.finished(record)
-        self._print(finished_line(index, total, record))
+        self._print(finished_line(index, total, record) + (f" ({self.eta.text()})" if index < total else ""))
 
 
 class LiveView(PlanView):
     """A rich display on a terminal: the plan (case i/N, elapsed, ETA) and the running case's phase and step bar."""
 
     def __init__(self, console: Console) -> None:
-        self.eta = Eta()
+        super().__init__()
         self.progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=30), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=console, refresh_per_second=4,
         )
         self.plan = self.progress.add_task("plan", total=None, info="")
         self.case = self.progress.add_task("", total=None, info="", visible=False)
-        self.total = 0
         self.live = False
 
     def _show(self) -> None:
@@ -157,15 +138,15 @@ class LiveView(PlanView):
     def start(self, index: int, total: int, spec: RunSpec) -> None:
         """Plan bar to i-1/N, a fresh case row."""
         self._show()
-        self.total = total
-        self.eta.case_started = time.monotonic()
+        self.eta.started(spec)
         self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index - 1,
-                             info=self.eta.text(index - 1, total))
+                             info=self.eta.text())
         self.progress.reset(self.case, description=f"  {spec.label} seed={spec.seed}", total=None, info="starting",
                             visible=True)
 
     def event(self, event: dict[str, Any]) -> None:
         """In-epoch events move the case bar; the others name the phase."""
+        self.eta.progress(event)
         if event.get("phase") == "train":
             self.progress.update(self.case, total=event["steps"], completed=event["step"], info=describe(event))
         elif event.get("phase") == "epoch":
@@ -173,15 +154,14 @@ class LiveView(PlanView):
             self.progress.update(self.case, completed=task.total or 0, info=describe(event))
         else:
             self.progress.update(self.case, info=describe(event))
-        done = int(self.progress.tasks[self.plan].completed)
-        self.progress.update(self.plan, info=self.eta.text(done, self.total))
+        self.progress.update(self.plan, info=self.eta.text())
 
     def finished(self, index: int, total: int, record: RunRecord) -> None:
         """The case's one result line above the live rows."""
         self._show()
         self.eta.finished(record)
         self.progress.update(self.plan, description=f"case {index}/{total}", total=total, completed=index,
-                             info=self.eta.text(index, total))
+                             info=self.eta.text())
         self.progress.console.print(finished_line(index, total, record), highlight=False, markup=False)
 
     def close(self) -> None:

@@ -87,6 +87,9 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--trace", action="store_true",
                      help="write a Chrome/Perfetto trace of each case's profiled steady steps into RESULTS/traces/, named "
                           "in the record (open in ui.perfetto.dev or chrome://tracing); local executor only")
+    run.add_argument("--batch-sweep", type=int, nargs="+", default=[], metavar="N",
+                     help="torch CUDA cases also time their eager step and its launch-free floor at these batch sizes "
+                          "(e.g. 500 2048 8192: where the model stops being launch-bound); local executor only; default: no sweep")
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
     run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
@@ -180,13 +183,18 @@ def executor_from_args(args: argparse.Namespace, view: PlanView | None = None) -
 
     if args.trace and args.executor != "local":
         raise UsageError("--trace writes its files on the machine each case runs on; use --executor local with --trace")
+    if args.batch_sweep and args.executor != "local":
+        raise UsageError("--batch-sweep is measured by the local executor; use --executor local with --batch-sweep")
+    if bad := [n for n in args.batch_sweep if not 1 <= n <= specs.TRAIN_SAMPLES["10-class"]]:
+        raise UsageError(f"--batch-sweep {bad[0]} is out of range; valid: 1..{specs.TRAIN_SAMPLES['10-class']}")
     cluster_flags = {"--ray-address": args.ray_address is not None, "--on": args.on is not None,
                      "--every-kind": args.every_kind, "--per-node": args.per_node != 1, "--retries": args.retries != 1}
     if args.executor == "local":
         if used := [flag for flag, given in cluster_flags.items() if given]:
             raise UsageError(f"{used[0]} needs --executor ray")
         return LocalExecutor(args.timeout, args.data_dir, on_start=view and view.start, on_event=view and view.event,
-                             trace_dir=args.results / TRACE_FOLDER if args.trace else None)
+                             trace_dir=args.results / TRACE_FOLDER if args.trace else None,
+                             batch_sweep=tuple(args.batch_sweep))
     if args.on and args.every_kind:
         raise UsageError("--on and --every-kind both choose the kinds; pass one of them")
     if args.per_node < 1 or args.retries < 0:
@@ -230,7 +238,7 @@ def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Names
         print(f"running {len(executor.jobs(plan))} case(s) on {devices}, {executor.describe()}; results → {args.results}/",
               flush=True)
     try:
-        outcome = run_plan(plan, args.results, executor, resume=args.resume,
+        outcome = run_plan(plan, args.results, executor, resume=args.resume, on_plan=view.planned,
                            on_record=lambda index, total, record, path: view.finished(index, total, record))
     finally:
         view.close()  # the live rows end before the summary (or the interruption notice) is printed

@@ -179,6 +179,10 @@ METRICS: tuple[Metric, ...] = (
            applies_to="cuda", views=frozenset({"summary"}), aliases=("energy_per_1k_j",),
            asv=("track_energy_per_1k_samples_j",),
            doc="GPU energy per 1,000 training samples (NVML energy counter, else power × time).", timing=True),
+    Metric("host_energy_per_1k_samples_j", "host J / 1k samples", "J", False, ".2f",
+           lambda r: r.host_energy_per_1k_train_samples_j, gate=False, views=frozenset({"summary"}),
+           doc="Host CPU package energy per 1,000 training samples (RAPL/powercap counters; the whole package, every "
+               "process on it), where the machine exposes them.", timing=True),
     Metric("mfu_pct", "MFU %", "%", True, ".2f", lambda r: r.mfu_pct, views=frozenset({"summary", "variants", "table"}),
            asv=("track_mfu_pct",),
            doc="Model FLOP/s in steady-state training as a percentage of the device's GEMM peak in the case's precision.", timing=True),

@@ -129,6 +129,33 @@ class GpuStats(BaseModel):
     energy_source: str | None = None
 
 
+class SweepPoint(BaseModel):
+    """One batch size of a --batch-sweep: the eager step and the launch-free floor of the same step, both run back to
+    back on a copy of the model and device-synced at both ends."""
+
+    batch_size: int
+    eager_step_ms: float
+    floor_step_ms: float
+    floor_replays: int
+
+    @property
+    def over_floor(self) -> float:
+        """Eager step / floor: 1.0 = no launch overhead left at this batch size."""
+        return self.eager_step_ms / self.floor_step_ms
+
+
+class HostEnergy(BaseModel):
+    """Host CPU package energy over one phase from RAPL/powercap counters; `available=False` says why nothing was measured."""
+
+    available: bool
+    reason: str | None = None
+    source: str | None = None  # which counters: "RAPL package energy (powercap)"; the whole package, all its processes
+    zones: list[str] = Field(default_factory=list)  # package-0, package-1, ...
+    energy_j: float | None = None
+    duration_s: float | None = None
+    wraps: int = 0  # counter wrap-arounds undone between reads
+
+
 class PeakProbe(BaseModel):
     """Where the peak FLOP/s a record's MFU divides by came from: when, how steady, at how many threads."""
 
@@ -215,6 +242,7 @@ class RunRecord(BaseModel):
     graph_launches_per_step: float | None = None  # CUDA graph launch API calls made by the host, per step
     profile_note: str | None = None  # why a profile figure is missing
     trace_file: str | None = None  # the Chrome/Perfetto trace of the profiled steps (--trace), relative to the record
+    batch_sweep: list[SweepPoint] = Field(default_factory=list)  # --batch-sweep: launch overhead against batch size
 
     test_accuracy: float | None = None
     test_loss: float | None = None
@@ -239,6 +267,9 @@ class RunRecord(BaseModel):
     gpu_train: GpuStats | None = None
     gpu_inference: GpuStats | None = None
     energy_per_1k_train_samples_j: float | None = None
+    # Host CPU package energy over training (RAPL), for every device; None on records stored before it was measured.
+    host_energy_train: HostEnergy | None = None
+    host_energy_per_1k_train_samples_j: float | None = None
 
     forward_flops_per_sample: int | None = None
     train_flops_per_sample: int | None = None
@@ -327,7 +358,7 @@ class RunRecord(BaseModel):
         )
         skip = {"history", "inference", "per_class_accuracy", "confusion_matrix", "class_names", "machine", "spec",
                 "time_scopes", "gpu_train", "gpu_inference", "time_to_accuracy_s", "framework_info", "stderr_tail",
-                "peak_probe", "contention_train", "contention_profile"}
+                "peak_probe", "contention_train", "contention_profile", "host_energy_train", "batch_sweep"}
         for name in type(self).model_fields:
             if name not in skip and name not in row:
                 row[name] = getattr(self, name)
@@ -347,4 +378,5 @@ class RunRecord(BaseModel):
             row[f"gpu_{phase}_util_mean_pct"] = stats.util_mean_pct if stats else None
             row[f"gpu_{phase}_energy_j"] = stats.energy_j if stats else None
             row[f"gpu_{phase}_power_mean_w"] = stats.power_mean_w if stats else None
+        row["host_train_energy_j"] = self.host_energy_train.energy_j if self.host_energy_train else None
         return row

@@ -99,6 +99,9 @@ def _reason(metric: Metric, device: str, runs: list[RunRecord]) -> str:
             why = "the case ran on the CPU: device memory, GPU utilisation and GPU energy do not apply"
             return why + (f" (NVML: {'; '.join(gpu_reasons)})" if gpu_reasons else "")
         return "; ".join(gpu_reasons) or "the NVML sampler reported nothing for this GPU"
+    if figure.startswith("host_energy"):
+        reasons = sorted({r.host_energy_train.reason for r in runs if r.host_energy_train and r.host_energy_train.reason})
+        return "; ".join(reasons) or "not recorded by the worker version that made these runs (before host energy)"
     if figure == "mfu_pct":
         return f"no peak FLOP/s probe for this device; run `fashionbench probe --device {device}`"
     if figure.startswith(("infer", "latency")):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from suite.bench.goals import gpu_goal_verdicts
 from suite.bench.gpucheck import BUDGET_S, Planned
 from suite.record.schema import RunRecord
 from suite.report.cases import launch_hint
@@ -48,15 +49,36 @@ def _probe_lines(probes: dict[str, Any]) -> list[str]:
 
 def _case_row(case: Planned, record: RunRecord | None) -> str:
     if record is None:
-        return f"| {case.spec.label} | not run | {case.estimate_s:.0f} | — |" + " — |" * 9
+        return f"| {case.spec.label} | not run | {case.estimate_s:.0f} | — |" + " — |" * 12
     r = record
     peak = f" ({r.peak_flops_dtype})" if r.mfu_pct is not None and r.peak_flops_dtype else ""
     util = r.gpu_train.util_mean_pct if r.gpu_train else None
-    note = (r.error or "").replace("|", "/")[:160]
+    notes = [r.error] if r.error else [n for n in (r.floor_note, r.profile_note) if n]
+    note = "; ".join(notes).replace("|", "/")[:160]
     return (f"| {case.spec.label} | {r.status} | {case.estimate_s:.0f} | {_fmt(r.wall_s, '.0f')} | "
             f"{_fmt(r.train_steady_samples_per_s, ',.0f')} | {_fmt(r.step_time_ms_p50, '.3f')} | "
-            f"{_fmt(r.sync_free_step_ms, '.3f')} | {launch_hint([r])} | {_fmt(r.mfu_pct, '.1f')}{peak} | "
-            f"{_fmt(util, '.0f')} | {r.train_data_device or '—'} | {_fmt(r.test_accuracy, '.4f')} | {note} |")
+            f"{_fmt(r.sync_free_step_ms, '.3f')} | {_fmt(r.floor_step_ms, '.3f')} | {_fmt(r.step_over_floor, '.2f')} | "
+            f"{launch_hint([r])} | {_fmt(r.mfu_pct, '.1f')}{peak} | {_fmt(util, '.0f')} | {_fmt(r.kernel_busy_pct, '.0f')} | "
+            f"{r.train_data_device or '—'} | {_fmt(r.test_accuracy, '.4f')} | {note} |")
+
+
+def _goal_lines(records: list[RunRecord]) -> list[str]:
+    """The GPU goals (suite.bench.goals) judged on the check's own records."""
+    rows = [f"| {v.name} | {v.measured} | {v.goal} | {v.verdict} | {v.detail.replace('|', '/')} |"
+            for v in gpu_goal_verdicts(records)]
+    return ["## Goals (batch 500, fp32, one GPU)", "| goal | measured | goal | verdict | evidence |", "|---|---|---|---|---|",
+            *rows]
+
+
+def _sweep_lines(records: list[RunRecord]) -> list[str]:
+    """Each batch sweep: eager step against the launch-free floor; 1.0 = no launch overhead left at that batch."""
+    rows = [f"| {r.run_spec.label} | {p.batch_size} | {p.eager_step_ms:.3f} | {p.floor_step_ms:.3f} | {p.over_floor:.2f} |"
+            for r in records for p in r.batch_sweep]
+    if not rows:
+        return []
+    return ["## Batch sweep: where launch overhead ends", "Eager step run back to back and its launch-free floor, "
+            "both on a copy of the model; eager ÷ floor near 1.0 = no longer launch-bound.",
+            "| case | batch | eager step ms | floor ms | eager ÷ floor |", "|---|---|---|---|---|", *rows, ""]
 
 
 def summary_markdown(run: CheckRun) -> str:
@@ -73,10 +95,14 @@ def summary_markdown(run: CheckRun) -> str:
         "## GEMM probe (the MFU denominators)", *_probe_lines(run.probes), "",
         "## GPU sanity rules", "| rule | verdict | evidence |", "|---|---|---|",
         *(f"| {c.rule} | {c.verdict} | {c.detail.replace('|', '/')} |" for c in run.checks), "",
-        "## Cases", "Synced step: median of 30 steps each ended by a device sync; sync-free step: steady epoch / steps.",
-        "| case | status | est s | wall s | train samples/s | synced step ms | sync-free step ms | launch | MFU % | "
-        "GPU util % | data on | test acc | note |", "|---" * 13 + "|",
+        *_goal_lines(run.records), "",
+        "## Cases", "Synced step: median of 30 steps each ended by a device sync; sync-free step: steady epoch / steps; "
+        "floor: the same step as one CUDA graph, replayed 200 times; kernel busy: share of 20 profiled steps' wall time "
+        "with a GPU kernel running.",
+        "| case | status | est s | wall s | train samples/s | synced step ms | sync-free step ms | floor ms | "
+        "step ÷ floor | launch | MFU % | GPU util % | kernel busy % | data on | test acc | note |", "|---" * 16 + "|",
         *(_case_row(c, by_id.get(c.spec.id)) for c in run.cases), "",
+        *_sweep_lines(run.records),
         "Records: `records.tar.gz` (`tar xzf records.tar.gz` then `fashionbench report --results results`); "
         "full report: `report.html`; per-case medians: `summary.csv`.",
     ]

@@ -65,10 +65,12 @@ class LocalExecutor:
 
     def __init__(self, timeout_s: float, data_dir: str | None = None,
                  on_start: Callable[[int, int, RunSpec], None] | None = None, on_event: OnEvent | None = None,
-                 trace_dir: Path | None = None) -> None:
+                 trace_dir: Path | None = None, batch_sweep: tuple[int, ...] = ()) -> None:
         """`on_start(i, n, spec)` hears of each case before it runs, `on_event` gets its worker's progress events;
-        with `trace_dir` each case keeps the trace of its profiled steps there (--trace)."""
+        with `trace_dir` each case keeps the trace of its profiled steps there (--trace); each torch CUDA case measures
+        its eager step and floor at the `batch_sweep` sizes (--batch-sweep)."""
         self.timeout_s, self.data_dir, self.trace_dir = timeout_s, data_dir, trace_dir
+        self.batch_sweep = batch_sweep
         self.on_start, self.on_event = on_start, on_event
 
     def __enter__(self) -> LocalExecutor:
@@ -95,7 +97,8 @@ class LocalExecutor:
         for index, job in enumerate(jobs, 1):
             if self.on_start:
                 self.on_start(index, len(jobs), job.spec)
-            yield run_case(job.spec, self.timeout_s, self.data_dir, on_event=self.on_event, trace_dir=self.trace_dir)
+            yield run_case(job.spec, self.timeout_s, self.data_dir, on_event=self.on_event, trace_dir=self.trace_dir,
+                           batch_sweep=self.batch_sweep)
 
     def cancel(self) -> list[RunRecord]:
         """Nothing to do: an interrupt kills the running worker (run_worker) before it gets here."""

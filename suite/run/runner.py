@@ -208,7 +208,8 @@ def present_devices() -> list[str]:
 
 
 def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monitoring: bool = True,
-             on_event: OnEvent | None = None, trace_dir: Path | None = None) -> RunRecord:
+             on_event: OnEvent | None = None, trace_dir: Path | None = None,
+             batch_sweep: tuple[int, ...] = ()) -> RunRecord:
     """One case in one fresh process, its progress events handed to `on_event` as they come; whatever happens, a
     RunRecord comes back."""
     if spec.unsupported_reason:
@@ -222,7 +223,7 @@ def run_case(spec: RunSpec, timeout_s: float, data_dir: str | None = None, monit
     job = {
         "spec": spec.to_dict(), "machine": fingerprint().model_dump(), "git_commit": git_commit(),
         "peak_flops_per_s": peak, "peak_flops_dtype": peak_dtype, "data_dir": data_dir, "monitoring": monitoring,
-        "trace_dir": str(trace_dir) if trace_dir else None,
+        "trace_dir": str(trace_dir) if trace_dir else None, "batch_sweep": list(batch_sweep),
     }
     result = run_worker(job, rank_env(spec, case_env(spec)), timeout_s, launcher(spec), on_event)
     if result.timed_out:
@@ -273,10 +274,11 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 def run_plan(
     specs: list[RunSpec], results_dir: Path, executor: Executor, resume: bool = False,
     on_record: Callable[[int, int, RunRecord, Path], None] | None = None,
+    on_plan: Callable[[list[RunSpec]], None] | None = None,
 ) -> PlanOutcome:
     """Run every spec through the executor, storing each record as soon as it comes back (this process is the one writer);
     SIGINT/SIGTERM cancel what is still running, keep what finished, and return; a record the results folder refuses
-    (disk full) goes to a fallback folder and stops the plan."""
+    (disk full) goes to a fallback folder and stops the plan. `on_plan` hears the specs that will run, in order."""
     outcome = PlanOutcome()
     jobs = executor.jobs(specs)
     if resume:
@@ -287,6 +289,8 @@ def run_plan(
     else:
         todo = jobs
     outcome.skipped_as_done = len(jobs) - len(todo)
+    if on_plan:
+        on_plan([job.spec for job in todo])
     write_error: list[OSError] = []
 
     def keep(record: RunRecord) -> None:

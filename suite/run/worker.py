@@ -21,9 +21,10 @@ from suite.backends import Backend, Unsupported, skip_message
 from suite.core import data
 from suite.core.models import forward_flops_per_sample, train_flops_per_sample
 from suite.core.spec import RunSpec
+from suite.measure.energy import HostEnergyMeter
 from suite.measure.host import CpuMeter, HostSampler, PhaseContention, case_processes, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
-from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord
+from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord, SweepPoint
 from suite.record.stats import percentile_ms, time_to_accuracy_s
 from suite.run.case import CaseSetup, torchrun_rank
 from suite.run.events import EventSink
@@ -35,6 +36,7 @@ STEP_TIMING_STEPS = 30
 PROFILED_STEPS = 20  # steady steps under the profiler: kernel-busy %, kernels and launches per step
 INFERENCE_BUDGET_S = 1.0
 INFERENCE_WARMUP_CALLS = 3
+INFERENCE_MIN_CALLS = 10  # timed calls per batch size however slow one is (the budget sizes the count above it)
 # A CUDA step whose host launch takes this share of its synced time leaves the GPU waiting on the CPU: launch-bound.
 LAUNCH_BOUND_SHARE = 0.8
 
@@ -61,7 +63,8 @@ class Case:
     """One case's state while it runs; fills a RunRecord field by field."""
 
     def __init__(self, spec: RunSpec, machine: Machine, peak_flops_per_s: float | None, data_dir: str | None,
-                 monitoring: bool = True, peak_flops_dtype: str | None = None, trace_dir: str | None = None) -> None:
+                 monitoring: bool = True, peak_flops_dtype: str | None = None, trace_dir: str | None = None,
+                 batch_sweep: tuple[int, ...] = ()) -> None:
         self.spec = spec
         self.record = RunRecord(
             case_id=spec.id, case_key=spec.case_key, machine=machine, spec=spec.to_dict(), status="ok",
@@ -70,6 +73,7 @@ class Case:
         )
         self.data_dir = data_dir
         self.trace_dir = Path(trace_dir) if trace_dir else None
+        self.batch_sweep = batch_sweep
         self.setup = CaseSetup(spec)
         self.events = EventSink.from_env()
         self.in_epoch: SteadySpan | None = None
@@ -117,10 +121,13 @@ class Case:
         host = HostSampler() if rec.monitoring else nullcontext()
         self.processes = case_processes(torchrun_rank() is not None)  # now: every rank has started by the first epoch
         contention = PhaseContention(spec.threads, self.processes)
+        energy = HostEnergyMeter() if rec.monitoring else None
         with CpuMeter() as cpu, host, (sampler.phase("train") if sampler else nullcontext()):
             for epoch in range(1, spec.epochs + 1):
                 loss, accuracy, train_s = self._epoch(epoch, n_train)
                 contention.mark()
+                if energy:
+                    rec.host_energy_train = energy.result()  # read after every epoch: a wrap is undone, a stop keeps it
                 rec.contention_train = contention.result(per_epoch=True)
                 if not math.isfinite(loss):
                     rec.history.append(EpochStats(epoch=epoch, train_loss=None, train_accuracy=accuracy, train_s=train_s))
@@ -141,6 +148,8 @@ class Case:
                         bad_epochs += 1
                         if bad_epochs >= spec.early_stopping:
                             break
+        if energy:
+            rec.host_energy_train = energy.result()  # the last epoch's validation too, as the GPU's train phase has
         if best_state is not None:
             backend.restore(best_state)
         rec.cpu_util_pct = cpu.util_pct
@@ -217,11 +226,13 @@ class Case:
                 self.events.emit("inference", batch_size=batch_size)
                 rec.inference.append(measure_inference(backend, batch_size))
         rec.contention_profile = contention.result()
+        trained = (rec.train_samples or 0) * len(rec.history)
         if sampler:
             rec.gpu_train, rec.gpu_inference = sampler.stats("train"), sampler.stats("inference")
             if rec.gpu_train.energy_j is not None and rec.train_total_s:
-                trained = rec.train_samples * len(rec.history)
                 rec.energy_per_1k_train_samples_j = 1000.0 * rec.gpu_train.energy_j / trained
+        if rec.host_energy_train and rec.host_energy_train.energy_j is not None and rec.train_total_s:
+            rec.host_energy_per_1k_train_samples_j = 1000.0 * rec.host_energy_train.energy_j / trained
 
 
     def _launch_overhead(self, backend: Backend) -> None:
@@ -232,14 +243,22 @@ class Case:
             self.events.emit("floor")
             rec.floor_note = _measured(lambda: _fill(rec, backend.launch_free_floor(), "floor_note"), "floor")
             rec.step_over_floor = step_over_floor(rec)
+            if self.batch_sweep:
+                self.events.emit("sweep", batch_sizes=list(self.batch_sweep))
+                failed = _measured(lambda: self._sweep(backend), "sweep")
+                rec.floor_note = "; ".join(n for n in (rec.floor_note, failed) if n) or None
         if cuda or self.trace_dir:
             self.events.emit("profile", steps=PROFILED_STEPS)
             path = self.trace_dir / f"{rec.case_id}_{rec.run_id[:8]}.trace.json.gz" if self.trace_dir else None
-            rec.profile_note = _measured(lambda: _fill(rec, backend.step_profile(PROFILED_STEPS, path), "profile_note"), "profile")
+            rec.profile_note = _measured(lambda: _fill(rec, backend.step_profile(PROFILED_STEPS, path), "profile_note"),
+                                         "profile")
             if path is not None and path.is_file():
                 rec.trace_file = f"{path.parent.name}/{path.name}"  # the trace folder sits in the results folder
             if self.spec.framework == "torch" and rec.graph_launches_per_step is not None:
                 rec.framework_info["cuda_graphs"] = rec.graph_launches_per_step > 0  # measured, not the flag
+
+    def _sweep(self, backend: Backend) -> None:
+        self.record.batch_sweep = [SweepPoint(**point) for point in backend.batch_sweep(self.batch_sweep)]
 
 
 def _fill(rec: RunRecord, figures: dict[str, Any], note_field: str) -> str | None:
@@ -279,7 +298,7 @@ def step_balance(rec: RunRecord, spec: RunSpec) -> None:
 def measure_inference(backend: Backend, batch_size: int) -> InferenceStats:
     """Latency percentiles and throughput at one batch size; the call count is sized to a ~1 s budget."""
     probe = backend.inference_latencies_s(batch_size, calls=2, warmup_calls=INFERENCE_WARMUP_CALLS)
-    calls = int(min(300, max(10, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
+    calls = int(min(300, max(INFERENCE_MIN_CALLS, INFERENCE_BUDGET_S / max(np.median(probe), 1e-6))))
     times = backend.inference_latencies_s(batch_size, calls=calls, warmup_calls=1)
     return InferenceStats(
         batch_size=batch_size, calls=calls, samples_per_s=batch_size * len(times) / float(sum(times)),
@@ -292,7 +311,8 @@ def run_job(job: dict[str, Any]) -> RunRecord:
     """Run the job's case; device problems become `skipped`, anything else `error`, both with the reason."""
     spec = RunSpec.from_dict(job["spec"])
     case = Case(spec, Machine.model_validate(job["machine"]), job.get("peak_flops_per_s"), job.get("data_dir"),
-                job.get("monitoring", True), job.get("peak_flops_dtype"), job.get("trace_dir"))
+                job.get("monitoring", True), job.get("peak_flops_dtype"), job.get("trace_dir"),
+                tuple(job.get("batch_sweep") or ()))
     t0 = time.perf_counter()
     try:
         record = case.run()
