@@ -8,11 +8,12 @@ imported inside the functions: importing this module loads no framework.
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from suite.record.safe_load import parse_json
 
 STEP_LABEL = "fashionbench.step"  # one annotation around each profiled torch step
 STEPS_LABEL = "fashionbench.steps"  # one annotation around a profiled Keras fit of several steps
@@ -27,7 +28,7 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
     """The trace events of a Chrome trace file (plain or gzipped JSON, an object with traceEvents or a bare list)."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
-        data = json.load(handle)
+        data = parse_json(handle.read())
     return data.get("traceEvents", []) if isinstance(data, dict) else data
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from suite.record.safe_load import LoadProblem, read_json
 from suite.record.store import cache_root
 
 PROBE_DTYPES = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "tf32", "bf16", "fp16")}
@@ -63,24 +65,39 @@ def _key(machine_id: str, device: str, threads: int) -> str:
     return f"{machine_id}/{device}/threads={threads}"
 
 
-def cached(machine_id: str, device: str, threads: int) -> dict[str, Any] | None:
-    """The cached probe result, or None (a corrupt cache counts as none)."""
+_warned: set[str] = set()
+
+
+def _entries() -> dict[str, Any]:
+    """The cache's entries; a missing cache holds none, an unusable one none too, said once on stderr by name."""
+    path = cache_file()
     try:
-        entries = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
-        return None
-    entry = entries.get(_key(machine_id, device, threads)) if isinstance(entries, dict) else None
+        entries = read_json(path)
+    except OSError:
+        return {}
+    except LoadProblem as exc:
+        entries, why = None, str(exc)
+    else:
+        why = "not a JSON object of probe entries"
+    if isinstance(entries, dict):
+        return entries
+    if str(path) not in _warned:  # a plan asks once per case: one line is enough
+        _warned.add(str(path))
+        print(f"fashionbench: warning: probe cache {path} is unusable ({why}); the peak is measured again and the "
+              "cache replaced", file=sys.stderr)
+    return {}
+
+
+def cached(machine_id: str, device: str, threads: int) -> dict[str, Any] | None:
+    """The cached probe result, or None (an unusable cache counts as none)."""
+    entry = _entries().get(_key(machine_id, device, threads))
     return entry if isinstance(entry, dict) and entry.get("probe_version") == PROBE_VERSION else None
 
 
 def store(machine_id: str, device: str, threads: int, result: dict[str, Any]) -> None:
     """Add one probe result to the cache, atomically; a cache that cannot be written is left as it was."""
     path = cache_file()
-    try:
-        entries = json.loads(path.read_text())
-        entries = entries if isinstance(entries, dict) else {}
-    except (OSError, ValueError):
-        entries = {}
+    entries = _entries()
     entries[_key(machine_id, device, threads)] = result
     # A temp name of its own: several Ray nodes on one host may store their probes at the same moment.
     tmp = None

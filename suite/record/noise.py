@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+from suite.record.safe_load import read_json
 from suite.record.store import cache_root
 
 # The family-wise false-alarm rate: two sets of runs of identical code (independent runs) make compare exit 1 with at
@@ -160,10 +161,21 @@ def _key(machine_id: str, case_key: str, metric: str) -> str:
     return f"{machine_id}/{case_key}/{metric}"
 
 
+def calibration_problem(path: Path) -> str | None:
+    """Why a --calibration file the user named cannot be used (" is not a file", ": nested deeper than ..."), or None."""
+    if not path.is_file():
+        return " is not a file"
+    try:
+        read_json(path)
+    except (OSError, ValueError) as exc:
+        return f": {exc}"
+    return None
+
+
 def load_calibrations(path: Path | None = None) -> dict[str, Calibration]:
     """Every stored calibration by machine/case/metric; a missing or unreadable file holds none."""
     try:
-        data = json.loads((path or calibration_file()).read_text())
+        data = read_json(path or calibration_file())
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("version") != CALIBRATION_VERSION:

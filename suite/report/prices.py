@@ -7,8 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from suite.record.safe_load import LoadProblem, parse_yaml
 from suite.record.schema import Machine
 
 
@@ -30,7 +29,7 @@ FORMAT_HINT = "expected `KEY: USD_PER_HOUR` lines (YAML) or a CSV with header `k
 def _number(path: Path, key: str, value: object) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise PriceError(f"{path}: price of {key!r} is {value!r}, not a number of USD per hour") from None
     if not math.isfinite(number) or number < 0:
         raise PriceError(f"{path}: price of {key!r} is {value!r}; use a finite number >= 0 (USD per hour)")
@@ -50,9 +49,9 @@ def load_prices(path: Path) -> dict[str, float]:
         raw: dict = {row["key"].strip(): row["usd_per_hour"] for row in rows if row.get("key")}
     else:
         try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PriceError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); {FORMAT_HINT}") from None
+            raw = parse_yaml(text)
+        except LoadProblem as exc:
+            raise PriceError(f"{path}: {exc}; {FORMAT_HINT}") from None
         if isinstance(raw, dict) and isinstance(raw.get("usd_per_hour"), dict):
             raw = raw["usd_per_hour"]
         if not isinstance(raw, dict) or not raw:

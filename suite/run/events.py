@@ -16,6 +16,8 @@ import subprocess
 import time
 from typing import Any, Callable
 
+from suite.record.safe_load import parse_json
+
 EVENTS_FD_ENV = "FASHIONBENCH_EVENTS_FD"
 POLL_S = 0.2
 
@@ -61,7 +63,7 @@ def _deliver(buffer: bytes, on_event: OnEvent | None) -> bytes:
     *lines, rest = buffer.split(b"\n")
     for line in lines:
         try:
-            event = json.loads(line)
+            event = parse_json(line)
         except ValueError:
             continue
         if isinstance(event, dict) and on_event is not None:

@@ -21,6 +21,7 @@ import time
 from typing import IO, Any
 
 from suite.core.spec import RunSpec
+from suite.record.safe_load import parse_json
 from suite.run.runner import STDERR_TAIL_CHARS, case_env
 
 
@@ -103,7 +104,7 @@ class ResidentCase:
             code = self._process.wait()
             tail = self._stderr_tail()
             raise RuntimeError(f"{self.spec.label}: resident case process exited with code {code}:\n{tail}")
-        reply = json.loads(line)
+        reply = parse_json(line)
         if "skipped" in reply:
             raise CaseSkipped(reply["skipped"])
         if "error" in reply:
@@ -120,7 +121,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
         replies.write(json.dumps(message) + "\n")
         replies.flush()
 
-    first = json.loads(requests.readline())
+    first = parse_json(requests.readline())
     spec = RunSpec.from_dict(first["spec"])
     try:
         case = CaseSetup(spec).open(first["data_dir"])
@@ -133,7 +134,7 @@ def serve(requests: IO[str], replies: IO[str]) -> None:
     reply({"ready": True})
     epoch = 0
     for line in requests:
-        request = json.loads(line)
+        request = parse_json(line)
         try:
             answer: dict[str, Any] = {"ok": True}
             if request["do"] == "train_epoch":

@@ -24,6 +24,7 @@ from suite.core.spec import RunSpec
 from suite.measure.energy import HostEnergyMeter
 from suite.measure.host import CpuMeter, HostSampler, PhaseContention, case_processes, peak_rss_bytes
 from suite.measure.nvml import NvmlSampler
+from suite.record.safe_load import read_json
 from suite.record.schema import IN_EPOCH_STEADY_SCOPE, EpochStats, InferenceStats, Machine, RunRecord, SweepPoint
 from suite.record.stats import percentile_ms, time_to_accuracy_s
 from suite.run.case import CaseSetup, torchrun_rank
@@ -344,7 +345,7 @@ def run_bare(request: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Entry point: `python -m suite.run.worker JOB.json OUT.json`."""
-    job = json.loads(Path(argv[0]).read_text())
+    job = read_json(Path(argv[0]))
     out = Path(argv[1])
     rank = torchrun_rank()
     if rank is not None:
