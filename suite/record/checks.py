@@ -37,12 +37,34 @@ def spec_problem(spec: dict[str, Any]) -> str | None:
     return None
 
 
-def _non_finite(value: Any, where: str) -> str | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{where} is {value}"
+# The one figure that may be below zero: warm-up is the first epoch minus the steady one, and a first epoch faster than
+# the steady epochs does happen (shown with the "negative warm-up" caveat, RunRecord.caveats).
+MAY_BE_NEGATIVE = frozenset({"warmup_s"})
+# Parts whose numbers are not fashionbench's figures: the spec (RunSpec checks it), what the framework and NVML said.
+FREE_FORM = frozenset({"spec", "framework_info", "machine.gpus"})
+# No count, size, time or rate measured here comes near 2**63 (int64, what pandas and numpy hold); beyond it a number
+# is a hand edit, and arithmetic on it overflows.
+ABSURD = 2.0**63
+
+
+def _shown(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) or abs(value) < 10**15 else f"{float(value):.3g}"
+
+
+def _number_problem(value: Any, where: str, free: bool = False) -> str | None:
+    """The first number in a dumped record that is not finite, beyond ABSURD or (outside FREE_FORM) below zero."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{where} is {value}"
+        if abs(value) >= ABSURD:
+            return f"{where} is {_shown(value)}, beyond any measurement (at most 2**63)"
+        if value < 0 and not free and where not in MAY_BE_NEGATIVE:
+            return f"{where} is {_shown(value)}, must be >= 0"
+        return None
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        if found := _non_finite(item, f"{where}.{key}" if where else str(key)):
+        inner = f"{where}.{key}" if where else str(key)
+        if found := _number_problem(item, inner, free or inner in FREE_FORM):
             return found
     return None
 
@@ -75,6 +97,6 @@ def record_problem(record: RunRecord) -> str | None:
                         ("case_key", record.case_key)):
         if not SAFE_ID.fullmatch(value):
             return f"{name} {value!r} is not a plain id (letters, digits, . _ - only)"
-    if problem := _non_finite(record.model_dump(), ""):
+    if problem := _number_problem(record.model_dump(), ""):
         return problem
     return _accuracy_problem(record) or _confusion_problem(record)
