@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
@@ -13,6 +12,7 @@ import platformdirs
 from pydantic import ValidationError
 
 from suite.record.checks import record_problem
+from suite.record.safe_load import LoadProblem, parse_json
 from suite.record.schema import SCHEMA_VERSION, RecordError, RunRecord
 
 # `run --trace` keeps each case's profiler trace here, inside the results folder; RunRecord.trace_file names it
@@ -33,6 +33,17 @@ def cache_root() -> Path:
 def fallback_dirs() -> list[Path]:
     """Where a finished record goes when its results folder cannot take it (disk full): the cache, then the temp dir."""
     return [cache_root() / "unsaved-results", Path(tempfile.gettempdir()) / "fashionbench-unsaved-results"]
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """A path, or a line naming one, as text any page or file takes: the bytes of a name that are not UTF-8 (which
+    Python keeps as surrogate escapes, b"\xff" as "\udcff") become U+FFFD."""
+    line = os.fspath(text)
+    try:
+        raw = line.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name makes: from text, not from the file system
+        raw = line.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 def missing_results(paths: list[Path]) -> str | None:
@@ -139,9 +150,9 @@ def read_record(path: Path) -> RunRecord:
     if not text.strip():
         raise RecordError(f"{path}: empty file")
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        data = parse_json(text)
+    except LoadProblem as exc:
+        raise RecordError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or "case_id" not in data:
         raise RecordError(f"{path}: not a fashionbench record (foreign JSON)")
     _check_version(path, data.get("schema_version"))
@@ -165,24 +176,47 @@ def _check_version(path: Path, version: object) -> None:
     raise RecordError(f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; re-run the case with this version")
 
 
+def _identity(path: Path) -> tuple[int, int] | str:
+    """What makes two paths one file: device and inode (a symlink, a hard link, `R` and `R/`), else the real path."""
+    try:
+        found = path.stat()
+    except OSError:
+        return os.path.realpath(path)
+    return found.st_dev, found.st_ino
+
+
 def record_files(results_dirs: list[Path]) -> list[Path]:
-    """All candidate record files below the given dirs (temp files excluded), sorted."""
-    files: list[Path] = []
+    """All candidate record files below the given dirs (temp files excluded), sorted; a file reached twice (the same
+    folder given twice, through a symlink, or a folder inside another one given) is listed once, by its first path."""
+    found: dict[tuple[int, int] | str, Path] = {}
     for directory in results_dirs:
         if directory.is_file():
-            files.append(directory)
+            candidates = [directory]
         elif directory.is_dir():
-            files.extend(p for p in directory.rglob("*.json") if not p.name.startswith("."))
-    return sorted(files)
+            candidates = sorted(p for p in directory.rglob("*.json") if not p.name.startswith("."))
+        else:
+            candidates = []
+        for path in candidates:
+            found.setdefault(_identity(path), path)
+    return sorted(found.values())
 
 
 def read_store(results_dirs: list[Path]) -> tuple[list[RunRecord], list[str]]:
-    """Every valid record below the dirs, and one problem line per file that was skipped."""
+    """Every valid record below the dirs, each run once, and one problem line per file that was skipped. A copy of a
+    run (the same run_id, say a folder merged twice) is the same run: counted once, quietly when it is identical."""
     records: list[RunRecord] = []
     problems: list[str] = []
+    first: dict[str, tuple[Path, RunRecord]] = {}
     for path in record_files(results_dirs):
         try:
-            records.append(read_record(path))
+            record = read_record(path)
         except RecordError as exc:
             problems.append(str(exc))
+            continue
+        if record.run_id not in first:
+            first[record.run_id] = (path, record)
+            records.append(record)
+        elif first[record.run_id][1] != record:
+            kept = first[record.run_id][0]
+            problems.append(f"{path}: run {record.run_id[:8]} again, with other contents than {kept}; kept {kept}")
     return records, problems

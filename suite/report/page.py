@@ -14,7 +14,7 @@ import jinja2
 
 from suite.record.metrics import METRIC_BY_KEY, METRICS
 from suite.record.scaling import with_scaling_efficiency
-from suite.record.store import folder_problem, missing_results, read_store, safe_name
+from suite.record.store import folder_problem, missing_results, printable, read_store, safe_name
 from suite.report import plots, sanity, scaling, sections
 from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
@@ -150,7 +150,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
     context = {
         "title": "fashionbench report",
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "sources": [str(p) for p in inputs.results],
+        "sources": [printable(p) for p in inputs.results],  # a folder name need not be UTF-8; the page is
         "n_records": len(records), "n_ok": sum(r.status == "ok" for r in records),
         "n_cases": len(cases), "n_machines": len({c.machine.machine_id for c in cases}),
         "answer": sections.verdict_section(cases, hardware, gpu_sanity),
@@ -169,7 +169,7 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "commits": sections.commits_section(inputs.asv_results, inputs.pytest_benchmark, inputs.regression_pct,
                                             inputs.repo, images, problems),
         "environment": sections.environment_section(cases, targets),
-        "problems": problems,
+        "problems": [printable(line) for line in problems],
     }
     write_summary_csv(inputs.out / "summary.csv", cases)
     page = inputs.out / "index.html"

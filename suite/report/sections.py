@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from suite.record.metrics import METRIC_BY_KEY, Metric, shown_in, time_to_target_metric
-from suite.record.store import safe_name
+from suite.record.store import printable, safe_name
 from suite.report import env, plots
 from suite.report.asv_results import build_series, commit_subjects, read_asv_results
 from suite.report.cases import (
@@ -366,7 +366,7 @@ def hardware_section(cases: list[Case], prices: dict[str, float], prices_file: P
     unpriced = {f"{r.case.where}/{r.case.spec.device}" for r in costs if r.price is None}
     return {
         "machines": env.machine_rows(env.machines(cases)),
-        "prices_file": str(prices_file) if prices_file else None,
+        "prices_file": printable(prices_file) if prices_file else None,
         "costs": costs,
         "unpriced": sorted(unpriced) if prices else [],
         "recommendations": {t: recommend([r for r in costs if r.case.task == t], t, bool(prices))
@@ -378,7 +378,7 @@ def hardware_section(cases: list[Case], prices: dict[str, float], prices_file: P
 def commits_section(asv_dir: Path | None, bench_files: list[Path], threshold_pct: float, repo: Path,
                     images: Images, problems: list[str]) -> dict[str, Any]:
     """asv series over commits with regressions, and pytest-benchmark runs; unreadable files go to problems."""
-    result: dict[str, Any] = {"asv_dir": str(asv_dir) if asv_dir else None, "series": [], "regressions": [],
+    result: dict[str, Any] = {"asv_dir": printable(asv_dir) if asv_dir else None, "series": [], "regressions": [],
                               "img": None, "threshold": threshold_pct, "commits": [], "subjects": {}}
     if asv_dir:
         points, meta, asv_problems = read_asv_results(asv_dir)

@@ -20,6 +20,7 @@ from suite.core.spec import RunSpec
 from suite.measure import probe
 from suite.measure.machine import fingerprint, git_commit
 from suite.measure.nvml import NvmlUnavailable, load_nvml
+from suite.record.safe_load import read_json
 from suite.record.scaling import with_scaling_efficiency
 from suite.record.schema import PeakProbe, RunRecord
 from suite.record.store import read_store, refused_message, save_elsewhere, write_record
@@ -97,7 +98,7 @@ def run_worker(job: dict[str, Any], env: dict[str, str], timeout_s: float, via: 
         output = None
         if out_path.exists() and not timed_out:
             try:
-                output = json.loads(out_path.read_text())
+                output = read_json(out_path)
             except ValueError:
                 output = None
         return WorkerResult(process.returncode, timed_out, tail, output, wall_s, process.pid)
@@ -251,6 +252,7 @@ class PlanOutcome:
     records: list[RunRecord] = field(default_factory=list)
     skipped_as_done: int = 0
     already_done: list[RunRecord] = field(default_factory=list)  # the --resume records of this plan's cases
+    unreadable: list[str] = field(default_factory=list)  # --resume: one line per results file it could not read
     interrupted: bool = False
     write_failure: str | None = None  # one line: the results folder refused a record and the plan stopped
     saved_elsewhere: list[Path] = field(default_factory=list)  # the records it refused, in a fallback folder
@@ -283,7 +285,8 @@ def run_plan(
     jobs = executor.jobs(specs)
     if resume:
         keys = {j.key for j in jobs}
-        outcome.already_done = [r for r in read_store([results_dir])[0] if executor.finished([r]) & keys]
+        stored, outcome.unreadable = read_store([results_dir])
+        outcome.already_done = [r for r in stored if executor.finished([r]) & keys]
         done = executor.finished(outcome.already_done)
         todo = [j for j in jobs if j.key not in done]
     else:
