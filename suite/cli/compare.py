@@ -8,7 +8,8 @@ from pathlib import Path
 
 HELP = "compare two result sets case by case; exit 1 on a regression, 3 when only inconclusive (CI gate)"
 EXIT_CODES = {1: "a regression beyond its threshold, or a case that stopped working (the CI gate)",
-              3: "nothing regressed or broke, but a gated figure could not be judged (noise, DISTURBED runs)"}
+              3: "nothing regressed or broke, but a gated figure could not be judged (noise, DISTURBED runs), or a case "
+                 "failed now and then on both sides"}
 
 
 def add_arguments(compare: argparse.ArgumentParser) -> None:

@@ -12,7 +12,15 @@ import pandas as pd
 
 from suite.record.machines import record_machine_labels
 from suite.record.metrics import ALIASES, METRIC_BY_KEY, METRICS, Metric, find_metric
-from suite.record.noise import GATE_ALPHA, Calibration, Evidence, find_calibration, holm, load_calibrations
+from suite.record.noise import (
+    GATE_ALPHA,
+    Calibration,
+    Evidence,
+    calibration_problem,
+    find_calibration,
+    holm,
+    load_calibrations,
+)
 from suite.record.schema import RunRecord
 from suite.record.stats import Summary, summarize
 from suite.record.store import read_store
@@ -31,8 +39,9 @@ from suite.report.gate import (
 from suite.report.table import markdown
 
 # 3: nothing regressed and nothing broke, but some gated figure could not be judged (too noisy, DISTURBED, one run a
-# side with no known noise). Not 0: a gate must not pass on what it could not see; not 1: identical code must never
-# read as a regression. CI that accepts it says so: `fashionbench compare A B || [ $? -eq 3 ]`.
+# side with no known noise), or a case failed now and then in BASE as in NEW (a timeout beside ok runs). Not 0: a gate
+# must not pass on what it could not see; not 1: identical code must never read as a regression. CI that accepts it
+# says so: `fashionbench compare A B || [ $? -eq 3 ]`.
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 DEFAULT_THRESHOLD_PCT = 5.0
 
@@ -121,6 +130,8 @@ class Comparison:
     note: str | None = None
     neither: list[str] = field(default_factory=list)  # cases with no ok run on either side
     lost: list[tuple[str, str]] = field(default_factory=list)  # (case, its statuses in NEW or "absent"): ok in BASE only
+    # Matched cases with a failed run in NEW beside the ok ones: (case, what failed, whether BASE had failed runs too).
+    failed_runs: list[tuple[str, str, bool]] = field(default_factory=list)
 
     alpha: float = GATE_ALPHA
     tested: int = 0  # timing figures with a test: the family Holm holds to alpha
@@ -135,6 +146,11 @@ class Comparison:
         """Rows the runs cannot decide."""
         return [r for r in self.rows if r.verdict == INCONCLUSIVE]
 
+    @property
+    def failing_on_both(self) -> list[str]:
+        """One line per case that failed now and then in BASE as in NEW: whether NEW fails more often is unknown."""
+        return [f"{case}: {text}" for case, text, in_base in self.failed_runs if in_base]
+
 
 def load_side(path: Path, role: str) -> tuple[list[RunRecord], list[str]]:
     """Records of BASE or NEW; a missing path or a store without records is bad input."""
@@ -142,7 +158,8 @@ def load_side(path: Path, role: str) -> tuple[list[RunRecord], list[str]]:
         raise CompareError(f"{role} {path} does not exist; pass a results dir or file written by `fashionbench run`")
     records, problems = read_store([path])
     if not records:
-        raise CompareError(f"{role} {path} holds no valid records ({len(problems)} file(s) skipped); "
+        skipped = f": {problems[0]}" + (f" and {len(problems) - 1} more" if len(problems) > 1 else "") if problems else ""
+        raise CompareError(f"{role} {path} holds no valid records ({len(problems)} file(s) skipped{skipped}); "
                            "pass a results dir written by `fashionbench run`")
     return records, problems
 
@@ -202,7 +219,29 @@ def compare(base: list[RunRecord], new: list[RunRecord], metrics: list[Metric], 
     neither = sorted(f"{names[k]} (BASE: {_statuses(sides[0].get(k, []))}; NEW: {_statuses(sides[1].get(k, []))})"
                      for k in set(sides[0]) | set(sides[1]) if not base_ok.get(k) and not new_ok.get(k))
     lost = sorted((names[k], _statuses(sides[1].get(k, []))) for k in base_ok if base_ok[k] and not new_ok.get(k))
-    return Comparison(rows, only_base, only_new, note, neither, lost, alpha=alpha, tested=tested)
+    failed = sorted(found for k in both if (found := _failed_runs(names[k], sides[0][k], sides[1][k])))
+    return Comparison(rows, only_base, only_new, note, neither, lost, failed, alpha=alpha, tested=tested)
+
+
+# A run that ended so says the code did not work; "skipped" (a case this machine cannot run) says nothing about it.
+FAILED_STATUSES = ("error", "timeout", "diverged")
+
+
+def _failed_runs(name: str, base: list[RunRecord], new: list[RunRecord]) -> tuple[str, str, bool] | None:
+    """A matched case whose NEW runs include failed ones beside the ok ones: one ok run must not hide a timeout."""
+    bad_new = [r for r in new if r.status in FAILED_STATUSES]
+    if not bad_new:
+        return None
+    bad_base = [r for r in base if r.status in FAILED_STATUSES]
+    text = f"{_statuses(bad_new)} in {len(bad_new)} of {len(new)} NEW runs ({_run_list(new)})"
+    if not bad_base:
+        return name, f"ok in BASE, {text}", False
+    return name, f"{text}, and {_statuses(bad_base)} in {len(bad_base)} of {len(base)} BASE runs ({_run_list(base)})", True
+
+
+def _run_list(records: list[RunRecord]) -> str:
+    # The run id's first 8 characters end the record's file name: the user finds each run from this line.
+    return "; ".join(f"run {r.run_id[:8]} {r.status}" for r in sorted(records, key=lambda r: (r.status, r.run_id)))
 
 
 def _sides(metric: Metric, base: list[RunRecord], new: list[RunRecord], machine_id: str | None,
@@ -278,7 +317,9 @@ def _body(comparison: Comparison) -> list[tuple[str, ...]]:
 def _unmatched(comparison: Comparison) -> list[str]:
     groups = (("only in BASE", comparison.only_base), ("only in NEW", comparison.only_new),
               ("no ok run on either side", comparison.neither))
-    return [f"{title} ({len(items)}): " + "; ".join(items) for title, items in groups if items]
+    lines = [f"{title} ({len(items)}): " + "; ".join(items) for title, items in groups if items]
+    return lines + [f"INCONCLUSIVE {line}: it fails now and then on both sides; more --repeats tell whether NEW fails "
+                    "more often" for line in comparison.failing_on_both]
 
 
 def _verdict_line(comparison: Comparison, thresholds: Thresholds) -> str:
@@ -308,7 +349,7 @@ def format_table(comparison: Comparison, thresholds: Thresholds, failures: list[
 def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:
     """GitHub-flavoured markdown for a pull-request comment or a CI job summary: the verdict first, then the table."""
     passed = not comparison.regressions and not failures
-    mark = ("✅" if not comparison.inconclusive else "❔") if passed else "❌"
+    mark = ("✅" if not comparison.inconclusive and not comparison.failing_on_both else "❔") if passed else "❌"
     lines = [f"**{mark} {_verdict_line(comparison, thresholds)}; "
              f"{format_failures(failures).splitlines()[-1]}**", ""]
     if comparison.note:
@@ -321,10 +362,10 @@ def format_markdown(comparison: Comparison, thresholds: Thresholds, failures: li
 
 
 def exit_code(comparison: Comparison, failures: list[str]) -> int:
-    """1 on a regression or a failure, else 3 when a figure was inconclusive, else 0."""
+    """1 on a regression or a failure, else 3 when a figure (or a case failing on both sides) was inconclusive, else 0."""
     if comparison.regressions or failures:
         return EXIT_REGRESSION
-    return EXIT_INCONCLUSIVE if comparison.inconclusive else EXIT_OK
+    return EXIT_INCONCLUSIVE if comparison.inconclusive or comparison.failing_on_both else EXIT_OK
 
 
 def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: list[str],
@@ -336,8 +377,8 @@ def run(base: Path, new: Path, metric_keys: list[str] | None, threshold_items: l
     thresholds = parse_thresholds(threshold_items)
     if not 0 < alpha < 1:
         raise CompareError(f"--alpha {alpha:g}: use a false-alarm rate between 0 and 1, e.g. 0.01")
-    if calibration is not None and not calibration.is_file():
-        raise CompareError(f"--calibration {calibration} is not a file; pass one written by `fashionbench noise --save`")
+    if calibration is not None and (problem := calibration_problem(calibration)):
+        raise CompareError(f"--calibration {calibration}{problem}; pass one written by `fashionbench noise --save`")
     base_records, base_problems = load_side(base, "BASE")
     new_records, new_problems = load_side(new, "NEW")
     comparison = compare(base_records, new_records, metrics, thresholds, alpha, load_calibrations(calibration))

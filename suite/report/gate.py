@@ -20,14 +20,17 @@ ABSENT = "absent"
 
 
 def gate_failures(comparison: Comparison, new_problems: list[str], allow_missing: bool = False) -> list[str]:
-    """One line per reason NEW cannot pass whatever its figures say: a case ok in BASE is not ok (or gone) in NEW, a
-    figure BASE measured is missing in NEW, or a NEW file could not be read. `allow_missing` lets cases go on purpose."""
+    """One line per reason NEW cannot pass whatever its figures say: a case ok in BASE is not ok (or gone) in NEW, or
+    has failed runs in NEW beside its ok ones, a figure BASE measured is missing in NEW, or a NEW file could not be
+    read. `allow_missing` lets cases go on purpose."""
     failures = []
     for case, statuses in comparison.lost:
         if statuses != ABSENT:
             failures.append(f"{case}: ok in BASE, {statuses} in NEW")
         elif not allow_missing:
             failures.append(f"{case}: ok in BASE, absent from NEW (pass --allow-missing if it was dropped on purpose)")
+    # An ok run beside a timeout is the case working only sometimes: it stopped working, unless BASE failed so too.
+    failures += [f"{case}: {text}" for case, text, in_base in comparison.failed_runs if not in_base]
     failures += [f"{r.case}: {r.metric.key} measured in BASE, missing in NEW" for r in comparison.rows
                  if r.base is not None and r.new is None]
     # An unreadable NEW file may be the very case that broke (a NaN accuracy is refused on read).
