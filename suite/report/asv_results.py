@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 import subprocess
@@ -13,6 +12,8 @@ from statistics import median
 from typing import Any
 
 from suite.record.metrics import METRIC_BY_ASV
+from suite.record.safe_load import read_json
+from suite.record.store import printable
 
 # asv 0.6 writes each benchmark as a row whose cells follow `result_columns`; older files may omit it.
 DEFAULT_COLUMNS = ["result", "params", "version", "started_at", "duration", "stats_ci_99_a", "stats_ci_99_b",
@@ -22,6 +23,8 @@ SKIP_FILES = {"machine.json", "benchmarks.json"}
 # benchmarks) is higher-is-better when it has one of these words, everything else (times) lower-is-better.
 HIGHER_IS_BETTER = re.compile(r"acc|per_s|throughput|mfu|util|speedup|_ops|score", re.I)
 REGRESSION_WINDOW = 3
+# asv dates are JavaScript timestamps (ms since 1970); the last one a date can show is 9999-12-31.
+MAX_DATE_MS = 253_402_300_799_999
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,26 @@ def _finite(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def parse_result_file(path: Path, machine: str | None = None) -> list[AsvPoint]:
-    """Every finite value in one asv result file; failed (null) and skipped (NaN) values are left out."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+def _timestamp(value: Any, what: str) -> int | None:
+    """A JavaScript timestamp asv wrote (ms since 1970, up to year 9999), None when absent; anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_DATE_MS:
+        raise ValueError(f"{what} {value!r} is not a time in ms since 1970")
+    return int(value)
+
+
+def parse_result_file(path: Path, machine: str | None = None) -> tuple[list[AsvPoint], list[str]]:
+    """Every finite value in one asv result file, and one line per benchmark skipped in it (an infinite value, an odd
+    run start); failed (null) and skipped (NaN) values are left out, as asv means them. Raises ValueError when the file
+    is not one or its commit date is no date."""
+    data = read_json(path)
     if not isinstance(data, dict) or "results" not in data or "commit_hash" not in data:
         raise ValueError("not an asv result file (no results/commit_hash)")
-    machine = (data.get("params") or {}).get("machine") or machine or path.parent.name
+    machine = (data.get("params") or {}).get("machine") or machine or printable(path.parent.name)
+    date = _timestamp(data.get("date"), "date")
     points: list[AsvPoint] = []
+    problems: list[str] = []
     for name, row in _rows(data).items():
         results = row.get("result")
         if results is None:
@@ -92,14 +108,19 @@ def parse_result_file(path: Path, machine: str | None = None) -> list[AsvPoint]:
             results = [results]
         params = row.get("params") or []
         combos = list(itertools.product(*params)) if params else [()]
-        started = row.get("started_at")
+        try:
+            started = _timestamp(row.get("started_at"), "started_at")
+            if any(isinstance(v, float) and math.isinf(v) for v in results):
+                raise ValueError("a result is infinite")
+        except ValueError as exc:
+            problems.append(f"{path}: benchmark {name} ({exc})")
+            continue
         for combo, value in zip(combos, results):
             number = _finite(value)
             if number is not None:
                 points.append(AsvPoint(str(machine), str(data.get("env_name") or ""), str(data["commit_hash"]),
-                                       data.get("date"), started if isinstance(started, int) else None,
-                                       name, tuple(str(c) for c in combo), number))
-    return points
+                                       date, started, name, tuple(str(c) for c in combo), number))
+    return points, problems
 
 
 def read_asv_results(root: Path) -> tuple[list[AsvPoint], dict[str, dict[str, Any]], list[str]]:
@@ -110,16 +131,19 @@ def read_asv_results(root: Path) -> tuple[list[AsvPoint], dict[str, dict[str, An
     bench_file = root / "benchmarks.json"
     if bench_file.is_file():
         try:
-            meta = {k: v for k, v in json.loads(bench_file.read_text(encoding="utf-8")).items() if isinstance(v, dict)}
-        except (OSError, ValueError) as exc:
+            meta = {k: v for k, v in read_json(bench_file).items() if isinstance(v, dict)}
+        except (OSError, ValueError, AttributeError) as exc:
             problems.append(f"{bench_file}: unreadable benchmarks.json ({exc})")
     for path in sorted(root.rglob("*.json")):
         if path.name in SKIP_FILES:
             continue
         try:
-            points.extend(parse_result_file(path))
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
-            problems.append(f"{path}: skipped ({exc})")
+            found, skipped = parse_result_file(path)
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        points.extend(found)
+        problems.extend(skipped)
     return points, meta, problems
 
 
