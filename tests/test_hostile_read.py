@@ -217,6 +217,20 @@ def test_hostile_prices_yaml_is_refused_in_one_line(tmp_path: Path, capsys: pyte
     assert not (tmp_path / "r").exists(), "refused before anything was written"
 
 
+PLANS = {"deep": ("a = " + DEEP, f"nested deeper than {MAX_DEPTH} levels"),
+         "bigint": ("epochs = " + "9" * 5000, "holds an integer of more than 4,300 digits (at most 100 digits are read)"),
+         "400-digits": ("epochs = " + "9" * 400, "holds a 400-digit integer (at most 100 digits are read)")}
+
+
+@pytest.mark.parametrize("kind", list(PLANS))
+def test_hostile_plan_file_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str):
+    text, reason = PLANS[kind]
+    plan = tmp_path / "plan.toml"
+    plan.write_text(text)
+    code, _, err = cli(capsys, "run", "--plan", str(plan), "--results", str(tmp_path / "r"))
+    assert code == 2 and one_line(err) == f"fashionbench: error: plan {plan}: {reason}"
+
+
 @pytest.mark.parametrize("kind", ["bigint", "deep"])
 def test_hostile_probe_cache_is_named_once_and_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         monkeypatch: pytest.MonkeyPatch, kind: str):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import tomllib
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from suite.bench.named_plans import NAMED_PLANS
 from suite.cli.common import UsageError
+from suite.record.safe_load import LoadProblem, parse_toml
 
 BUILTIN_DIR = Path(__file__).with_name("plans")
 NOT_FLAGS = {"help", "plan"}  # keys a plan may not set: a plan naming a plan would be a loop
@@ -42,11 +42,11 @@ def plan_path(name: str) -> Path | dict[str, Any]:
 def read_plan(path: Path) -> dict[str, Any]:
     """The plan's table, or one line saying why it cannot be read."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return parse_toml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"plan {path}: cannot be read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"plan {path}: not valid TOML: {exc}") from None
+    except LoadProblem as exc:
+        raise UsageError(f"plan {path}: {exc}") from None
 
 
 def _flag_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:

@@ -1,5 +1,5 @@
-"""The one way fashionbench parses JSON (and YAML) that anyone may have written: records, the probe and noise caches,
-asv and pytest-benchmark files, profiler traces, worker messages, --prices. A hostile file (an integer of thousands of
+"""The one way fashionbench parses JSON (and YAML, TOML) that anyone may have written: records, the probe and noise
+caches, asv and pytest-benchmark files, profiler traces, worker messages, --prices, --plan. A hostile file (an integer of thousands of
 digits, nesting thousands of levels deep, a string that is no Unicode text) becomes one LoadProblem saying so in a few
 words, never a traceback from deep inside a reader."""
 
@@ -117,5 +117,21 @@ def parse_yaml(text: str) -> Any:
         raise
     except ValueError as exc:  # a value YAML's own constructors cannot build, such as the date 2026-13-45
         raise LoadProblem(f"holds a value that cannot be read ({exc})") from None
+    check_shape(data)
+    return data
+
+
+def parse_toml(text: str) -> Any:
+    """tomllib.loads held to the same limits as parse_json (tomllib nests by recursion and reads integers with int())."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise LoadProblem(f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise LoadProblem(TOO_DEEP) from None
+    except ValueError:  # tomllib's one bare ValueError: int() of an integer beyond Python's 4,300 digits
+        raise LoadProblem(f"holds an integer of more than 4,300 digits (at most {MAX_INT_DIGITS} digits are read)") from None
     check_shape(data)
     return data
