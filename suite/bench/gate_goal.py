@@ -19,9 +19,9 @@ from typing import Callable
 import numpy as np
 
 from suite.bench.noise import run_line, run_once
+from suite.core.spec import RunSpec
 from suite.record.metrics import METRIC_BY_KEY, Metric
 from suite.record.noise import GATE_ALPHA, log_sd, rank_repeats, repeats_needed
-from suite.core.spec import RunSpec
 from suite.record.schema import RunRecord
 
 PLANTED_PCT = 10.0
