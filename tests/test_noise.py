@@ -39,12 +39,13 @@ def test_figure_noise_leaves_out_disturbed_runs_and_gives_the_gate_figures():
     figures = {f.metric.key: f for f in noise.figure_noise(records, noise.gated_timing_metrics())}
     steady = figures["steady_epoch_s"]
     assert len(steady.values) == 8 and steady.sd == pytest.approx(np.std(np.log(steady.values), ddof=1))
-    assert len(figures) == 7 and steady.level == pytest.approx(0.01 / 7)  # energy and device figures: none on CPU
+    # 8 figures, 6 tests (samples/s and MFU share the steady epoch's); energy and device figures: none on CPU
+    assert len(figures) == 8 and steady.level == pytest.approx(0.01 / 6)
     assert 1 < steady.cv_pct < 6 and steady.spread_pct > steady.cv_pct
-    # One run a side against 8 calibration runs: t(7 dof) at 0.01/7 times sd times sqrt(2).
+    # One run a side against 8 calibration runs: t(7 dof) at 0.01/6 times sd times sqrt(2).
     from scipy import stats
 
-    assert steady.detectable_pct == pytest.approx(100 * math.expm1(stats.t.isf(0.01 / 7, 7) * steady.sd * math.sqrt(2)))
+    assert steady.detectable_pct == pytest.approx(100 * math.expm1(stats.t.isf(0.01 / 6, 7) * steady.sd * math.sqrt(2)))
     assert steady.repeats_for(5.0) > steady.repeats_for(10.0) >= 6
     table = noise.describe(list(figures.values()))
     assert table[0].split()[:2] == ["figure", "median"] and any(line.startswith("steady_epoch_s") for line in table)
@@ -61,7 +62,8 @@ def test_calibrate_saves_what_compare_then_uses(tmp_path: Path, capsys: pytest.C
     out = capsys.readouterr().out
     assert code == 0 and "noise over 10 undisturbed ok runs (0 left out):" in out and f"saved to {calibration}" in out
     stored = load_calibrations(calibration)
-    assert len(stored) == 7 and all(c.runs == 10 and c.case_key == made[0].case_key for c in stored.values())
+    # The 8 figures judged against noise, peak RSS among them.
+    assert len(stored) == 8 and all(c.runs == 10 and c.case_key == made[0].case_key for c in stored.values())
     # One run a side, 30 % slower: REGRESSED by the calibration's noise.
     base = write_all(made[:1], tmp_path / "base")
     new = write_all([made[1].model_copy(update={"steady_epoch_s": made[0].steady_epoch_s * 1.3})], tmp_path / "new")
@@ -90,6 +92,17 @@ def test_goal_on_a_fake_pool_with_a_planted_slowdown_meets_both_goals(tmp_path: 
     aa = next(line for line in out.splitlines() if line.startswith("A/A false alarms:"))
     ab = next(line for line in out.splitlines() if line.startswith("A/B detected:"))
     assert "(meets goal <= 2%)" in aa and "(meets goal >= 90%)" in ab and "6 runs a side" in out
+
+
+def test_goal_sizes_its_repeats_by_the_plain_runs_noise_and_says_when_the_pool_is_too_small():
+    metrics = noise.gated_timing_metrics()
+    quiet = gate_goal.Pool(timed_runs(20, seed=10, sd=0.02), timed_runs(12, seed=11, slower=True))
+    repeats, why = gate_goal.repeats_for_goal(quiet, metrics)
+    assert repeats == 6 and why.startswith("the 20 undisturbed A runs' steady-epoch noise (")  # the rank floor decides
+    noisy = gate_goal.Pool(timed_runs(20, seed=12, sd=0.10), timed_runs(12, seed=13, slower=True))
+    repeats, why = gate_goal.repeats_for_goal(noisy, metrics)
+    needed = int(why.split(" needs ", 1)[1].split()[0])
+    assert needed > 10 and repeats == 10 and why.endswith("this pool allows 10 (A/A takes 2 x 10 A runs): judged at 10")
 
 
 def test_goal_misses_when_nothing_was_planted(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

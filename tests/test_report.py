@@ -44,7 +44,8 @@ from suite.report.hardware import (
     recipe_label,
     recommend,
 )
-from suite.report.prices import PriceError, load_prices, price_for
+from suite.report.prices import Price, PriceError, load_prices, price_for, shared_hostnames
+from suite.report.sections import Images, hardware_section
 from tests.conftest import REPO
 from tests.helpers import browser
 
@@ -687,6 +688,23 @@ def test_cost_and_energy_arithmetic():
     assert row.energy_source == HOST_ENERGY  # a CPU case is judged by its packages' energy, not a GPU's
     assert case_costs(case, {}, TARGET).cost_to_target_usd is None
 
+
+
+def test_a_host_name_two_machines_answer_to_prices_neither(tmp_path: Path):
+    one = next(r for r in fixture_records() if setup_of(r) == "torch/dense/cpu")
+    twin = with_machine(one, machine_id="7w1n7w1n7w1n", cpu_model="Other CPU", cpu_cores_logical=16)
+    cases = group_cases([one, twin])
+    shared = shared_hostnames([c.machine for c in cases])
+    assert shared == {"vm"} and len({c.machine_label for c in cases}) == 2
+    by_id = {c.machine.machine_id: c for c in cases}
+    assert case_costs(by_id[one.machine.machine_id], {"vm": 0.4}, TARGET, shared).price is None
+    assert case_costs(by_id[one.machine.machine_id], {"vm": 0.4}, TARGET).price.key == "vm"  # alone, the host name is fine
+    label = by_id["7w1n7w1n7w1n"].machine_label
+    assert label == "vm (Other CPU, 16 cores)"
+    costs = case_costs(by_id["7w1n7w1n7w1n"], {"vm": 0.4, label.upper(): 3.0}, TARGET, shared)
+    assert costs.price == Price(3.0, label.upper())  # a machine label is a key, case-insensitive
+    part = hardware_section(cases, {"vm": 0.4}, Path("p.yaml"), {"10-class": TARGET}, Images(tmp_path))
+    assert part["shared_host_keys"] == ["vm"] and all(r.price is None for r in part["costs"])
 
 def picked(cases: list, rec) -> Any:
     """The case a recommendation names (its recipe's setup on the machine and device it names)."""

@@ -20,6 +20,8 @@ import numpy as np
 
 from suite.bench.noise import run_line, run_once
 from suite.core.spec import RunSpec
+from suite.record.metrics import METRIC_BY_KEY, Metric
+from suite.record.noise import GATE_ALPHA, log_sd, rank_repeats, repeats_needed
 from suite.record.schema import RunRecord
 
 PLANTED_PCT = 10.0
@@ -81,6 +83,24 @@ class GateRates:
     def met(self) -> bool:
         """Both goals met."""
         return self.false_alarm_rate <= FALSE_ALARM_GOAL and self.detection_rate >= DETECTION_GOAL
+
+
+def repeats_for_goal(pool: Pool, metrics: list[Metric]) -> tuple[int, str]:
+    """The runs a side the gate needs to see the planted change 9 times in 10, from the A runs' own steady-epoch noise
+    at the level compare tests each measurement at, and the sentence saying so."""
+    level = GATE_ALPHA / max(len({m.test_key for m in metrics}), 1)
+    steady = METRIC_BY_KEY["steady_epoch_s"]
+    values = [v for r in pool.plain if r.status == "ok" and not r.disturbed and (v := steady.get(r)) is not None]
+    sd = log_sd(values)
+    if sd is None:
+        return rank_repeats(level), f"the fewest with which Mann–Whitney reaches {level:.2g} (no A noise to size by)"
+    needed = repeats_needed(sd, PLANTED_PCT, level)
+    why = (f"the {len(values)} undisturbed A runs' steady-epoch noise ({100 * sd:.1f}% sd) needs {needed} to see "
+           f"{PLANTED_PCT:g}% 9 times in 10 at {level:.2g} per test")
+    room = min(len(pool.plain) // 2, len(pool.planted))
+    if needed > room:  # judge at what the pool allows and say so: the rates then show what those repeats give
+        return max(room, 2), f"{why}; this pool allows {room} (A/A takes 2 x {room} A runs): judged at {room}"
+    return needed, why
 
 
 def gate_rates(pool: Pool, gate: Gate, repeats: int, draws: int = DRAWS, seed: int = 0) -> GateRates:

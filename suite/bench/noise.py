@@ -25,7 +25,7 @@ MIN_CALIBRATION_RUNS = 3  # fewer undisturbed runs give no usable spread
 
 def gated_timing_metrics() -> list[Metric]:
     """The figures compare tests against noise by default."""
-    return [m for m in METRICS if m.gate and m.timing]
+    return [m for m in METRICS if m.gate and m.against_noise]
 
 
 @contextmanager
@@ -112,7 +112,7 @@ def figure_noise(records: list[RunRecord], metrics: list[Metric], alpha: float =
         sd = log_sd(values) if len(values) >= MIN_CALIBRATION_RUNS else None
         if sd is not None:
             found.append((metric, values, sd))
-    level = alpha / max(len(found), 1)
+    level = alpha / max(len({metric.test_key for metric, _, _ in found}), 1)  # as compare: one test per measurement
     return [FigureNoise(metric, values, sd, level) for metric, values, sd in found]
 
 

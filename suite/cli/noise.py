@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # commands import their layers late (a fast --help); these na
 HELP = "A/A calibration: run one case N times, print its noise and what the gate detects; --goal: the gate's benchmark"
 EXIT_CODES = {1: "fewer than 3 undisturbed ok runs to calibrate from; with --goal, a goal was missed"}
 CALIBRATION_RUNS, GOAL_PLAIN_RUNS, GOAL_PLANTED_RUNS = 10, 20, 12
+# 3 epochs give a steady median of 2; the goal's 20 (19 steady epochs of 4,000 samples, ~27 s a run on the 2-vCPU VM)
+# made the per-run noise small enough for 10 % to be seen at the repeats a 20-run pool allows (docs/reliability.md).
+CALIBRATION_EPOCHS, GOAL_EPOCHS = 3, 20
 COUNT_MAX = 10_000  # the upper bound of --runs, --planted-runs, --repeats and --draws
 
 
@@ -27,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--framework", default="torch", help="the case's framework")
     parser.add_argument("--model", default="cnn", help="the case's model")
-    parser.add_argument("--epochs", type=int, default=3, help=f"epochs per run, 3..{EPOCHS_MAX} (3: a steady median of 2 epochs)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per run, 3..{EPOCHS_MAX} (default {CALIBRATION_EPOCHS}; with --goal {GOAL_EPOCHS}: the "
+                             "steady epoch is the median of epochs 2..N, and on a VM whose speed swings from second "
+                             "to second more epochs make it steadier)")
     parser.add_argument("--limit", type=int, default=4000, help="training samples per run")
     parser.add_argument("--batch-size", type=int, default=128, help=f"samples per step, 1..{BATCH_SIZE_MAX}")
     add_threads_argument(parser)
@@ -47,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planted-runs", type=int, default=GOAL_PLANTED_RUNS, metavar="N",
                         help=f"--goal: runs with the planted slowdown, 1..{COUNT_MAX}")
     parser.add_argument("--repeats", type=int, default=None, metavar="R",
-                        help=f"--goal: runs a side per comparison, 2..{COUNT_MAX} (default: the fewest with which the gate's test can "
-                             "reach its level)")
+                        help=f"--goal: runs a side per comparison, 2..{COUNT_MAX} (default: what the plain runs' steady-epoch noise "
+                             "needs to see the planted change 9 times in 10 at the gate's level)")
     parser.add_argument("--draws", type=int, default=DRAWS, metavar="N", help=f"--goal: A/A and A/B comparisons each, 1..{COUNT_MAX}")
     parser.add_argument("--pool", type=path_arg, default=None, metavar="DIR",
                         help="--goal: judge the pool stored in DIR/a and DIR/b by an earlier --goal (default: run a new pool)")
@@ -58,9 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _spec(args: argparse.Namespace) -> RunSpec:
     from suite.core.spec import RunSpec
 
-    if args.epochs < 3:
-        raise UsageError(f"--epochs {args.epochs}: use >= 3, so the steady epoch is a median, not one epoch")
-    return RunSpec(framework=args.framework, model=args.model, epochs=args.epochs, limit=args.limit,
+    epochs = args.epochs or (GOAL_EPOCHS if args.goal else CALIBRATION_EPOCHS)
+    if epochs < 3:
+        raise UsageError(f"--epochs {epochs}: use >= 3, so the steady epoch is a median, not one epoch")
+    return RunSpec(framework=args.framework, model=args.model, epochs=epochs, limit=args.limit,
                    batch_size=args.batch_size, threads=args.threads, infer_batch_sizes=(1, 256))
 
 
@@ -106,11 +113,11 @@ def goal(args: argparse.Namespace) -> int:
     """The pool (run or read), the drawn comparisons through compare's own gate, the rates against the goals."""
     from suite.bench import gate_goal
     from suite.bench.noise import gated_timing_metrics
-    from suite.record.noise import GATE_ALPHA, rank_repeats
 
     pool = _read_pool(args.pool) if args.pool else _run_pool(args)
     metrics = [m for m in gated_timing_metrics() if any(m.get(r) is not None for r in pool.plain)]
-    repeats = args.repeats or rank_repeats(GATE_ALPHA / max(len(metrics), 1))
+    repeats, why = (args.repeats, "--repeats") if args.repeats else gate_goal.repeats_for_goal(pool, metrics)
+    print(f"{repeats} runs a side: {why}")
     try:
         rates = gate_goal.gate_rates(pool, _gate, repeats, args.draws)
     except ValueError as exc:

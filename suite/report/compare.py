@@ -123,7 +123,7 @@ class Comparison:
     lost: list[tuple[str, str]] = field(default_factory=list)  # (case, its statuses in NEW or "absent"): ok in BASE only
 
     alpha: float = GATE_ALPHA
-    tested: int = 0  # timing figures with a test: the family Holm holds to alpha
+    tested: int = 0  # tests in the family Holm holds to alpha: one per case and measurement (Metric.test_key)
 
     @property
     def regressions(self) -> list[Row]:
@@ -214,38 +214,51 @@ def _sides(metric: Metric, base: list[RunRecord], new: list[RunRecord], machine_
 
 def _rows(matched: list[tuple[str, list[RunRecord], list[RunRecord], str | None]], metrics: list[Metric],
           thresholds: Thresholds, alpha: float, calibrations: dict[str, Calibration]) -> tuple[list[Row], int]:
-    """Every row; timing figures tested, their p-values held together to `alpha` by Holm (worse and better apart)."""
+    """Every row; figures judged against noise tested, one test per measurement (samples/s and MFU share the steady
+    epoch's), their p-values held together to `alpha` by Holm (worse and better apart)."""
     rows: list[Row] = []
-    timing: list[tuple[int, Sides]] = []
+    tested_rows: list[tuple[int, Sides]] = []
     for name, base, new, machine_id in matched:
         for metric in metrics:
             b, n = summarize(metric.get(r) for r in base), summarize(metric.get(r) for r in new)
             if b is None and n is None:
                 continue
-            if not metric.timing:
+            if not metric.against_noise:
                 change, noise = _change(b, n), beyond_noise(b, n)
                 rows.append(Row(name, metric, b, n, change, noise, verdict(metric, change, noise, thresholds.pct(metric))))
                 continue
             sides = _sides(metric, base, new, machine_id, calibrations)
             if sides.base and sides.new:
                 b, n = summarize(sides.base), summarize(sides.new)
-            timing.append((len(rows), sides))
+            tested_rows.append((len(rows), sides))
             rows.append(Row(name, metric, b, n, _change(b, n), None, INCONCLUSIVE))
-    judged = [(i, sides) for i, sides in timing if sides.base and sides.new]
-    level = alpha / max(len(judged), 1)  # the Bonferroni level: which test to use, and the change it can see
+    judged = [(i, sides) for i, sides in tested_rows if sides.base and sides.new]
+    family = {(rows[i].case, rows[i].metric.test_key) for i, _ in judged}
+    level = alpha / max(len(family), 1)  # the Bonferroni level: which test to use, and the change it can see
     evidence = {i: evidence_for(sides, rows[i].metric.higher_is_better, level) for i, sides in judged}
-    tested = [i for i in evidence if evidence[i] is not None]
-    worse = dict(zip(tested, holm([evidence[i].p_worse for i in tested], alpha)))
-    better = dict(zip(tested, holm([evidence[i].p_better for i in tested], alpha)))
-    for i, sides in timing:
+    tests = _one_per_measurement(rows, evidence)
+    worse = dict(zip(tests, holm([max(evidence[i].p_worse for i in members) for members in tests.values()], alpha)))
+    better = dict(zip(tests, holm([max(evidence[i].p_better for i in members) for members in tests.values()], alpha)))
+    for i, sides in tested_rows:
         row, found = rows[i], evidence.get(i)
+        test = (row.case, row.metric.test_key)
         detectable = found.detectable_pct(level) if found else None
         signed = None if row.change_pct is None else row.change_pct * (1 if row.metric.higher_is_better else -1)
-        verdict_text = (timing_verdict(signed, found, worse.get(i, False), better.get(i, False), detectable,
+        verdict_text = (timing_verdict(signed, found, worse.get(test, False), better.get(test, False), detectable,
                                        thresholds.pct(row.metric)) if i in evidence else INCONCLUSIVE)
         rows[i] = replace(row, verdict=verdict_text, evidence=found,
                           evidence_text=evidence_text(sides, found, detectable))
-    return rows, len(tested)
+    return rows, len(tests)
+
+
+def _one_per_measurement(rows: list[Row], evidence: dict[int, Evidence | None]) -> dict[tuple[str, str], list[int]]:
+    """The rows with a test, grouped by case and the measurement they are read from: Holm counts each group once and
+    takes its largest p-value (they agree for figures that are fixed transforms of one another)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, found in evidence.items():
+        if found is not None:
+            groups.setdefault((rows[i].case, rows[i].metric.test_key), []).append(i)
+    return groups
 
 
 def _statuses(records: list[RunRecord]) -> str:
@@ -287,7 +300,7 @@ def _verdict_line(comparison: Comparison, thresholds: Thresholds) -> str:
             + "".join(f", {k} {v:g}%" for k, v in thresholds.per_metric.items()) + ")"
             + (": " + "; ".join(f"{r.case} {r.metric.key} {r.change_pct:+.1f}%" for r in bad) if bad else "")
             + f"; {len(unsure)} inconclusive"
-            + f"; false-alarm rate ≤ {comparison.alpha:.0%} over the {comparison.tested} timing figure(s) tested (Holm)")
+            + f"; false-alarm rate ≤ {comparison.alpha:.0%} over the {comparison.tested} test(s) of figures against their noise (Holm)")
 
 
 def format_table(comparison: Comparison, thresholds: Thresholds, failures: list[str]) -> str:

@@ -68,9 +68,10 @@ def _median_of(case: Case, fn: Callable[[RunRecord], float | None]) -> float | N
     return median_with_inf(fn(r) for r in case.ok)
 
 
-def case_costs(case: Case, prices: dict[str, float], target: float) -> CaseCosts:
-    """Costs of one case at the hourly price of its machine/device."""
-    price = price_for(prices, case.machine, case.spec.device, case.kind)
+def case_costs(case: Case, prices: dict[str, float], target: float,
+               shared_hosts: frozenset[str] = frozenset()) -> CaseCosts:
+    """Costs of one case at the hourly price of its machine/device (`shared_hosts`: host names no price may key)."""
+    price = price_for(prices, case.machine, case.spec.device, case.kind, case.machine_label or None, shared_hosts)
     epoch_s = _median_of(case, lambda r: r.steady_epoch_s)
     samples_per_s = _median_of(case, lambda r: r.train_steady_samples_per_s)
     tta = _median_of(case, lambda r: time_to_target_s(r, target))

@@ -60,10 +60,15 @@ def load_prices(path: Path) -> dict[str, float]:
     return {str(key).strip(): _number(path, str(key), value) for key, value in raw.items()}
 
 
-def candidate_keys(machine: Machine, device: str, kind: str | None = None) -> list[str]:
-    """Keys tried in order, most specific first: machine id or host with device, machine id, host, the Ray machine
-    kind (kind:NAME, as at `ray start --resources`), GPU name, device."""
-    keys = [f"{machine.machine_id}/{device}", f"{machine.hostname}/{device}", machine.machine_id, machine.hostname]
+def candidate_keys(machine: Machine, device: str, kind: str | None = None, label: str | None = None,
+                   shared_hosts: frozenset[str] = frozenset()) -> list[str]:
+    """Keys tried in order, most specific first: machine id, label (`vm (NVIDIA H200, 16 cores)`) or host with device,
+    then alone, the Ray machine kind (kind:NAME, as at `ray start --resources`), GPU name, device. A host name in
+    `shared_hosts` (two machines of the report answer to it) is never tried: it would price both alike."""
+    names = [machine.machine_id, *([label] if label else [])]
+    if machine.hostname not in shared_hosts:
+        names.append(machine.hostname)
+    keys = [f"{name}/{device}" for name in names] + names
     if kind:
         keys += [f"kind:{kind}/{device}", f"kind:{kind}"]
     if device == "cuda":
@@ -72,14 +77,23 @@ def candidate_keys(machine: Machine, device: str, kind: str | None = None) -> li
     return keys
 
 
-def price_for(prices: dict[str, float], machine: Machine, device: str, kind: str | None = None) -> Price | None:
+def price_for(prices: dict[str, float], machine: Machine, device: str, kind: str | None = None,
+              label: str | None = None, shared_hosts: frozenset[str] = frozenset()) -> Price | None:
     """The price of running on this machine (of that Ray kind) and device, or None when no key matches."""
     folded = {key.casefold(): (key, value) for key, value in prices.items()}
-    for key in candidate_keys(machine, device, kind):
+    for key in candidate_keys(machine, device, kind, label, shared_hosts):
         if key.casefold() in folded:
             original, value = folded[key.casefold()]
             return Price(value, original)
     return None
+
+
+def shared_hostnames(machines: list[Machine]) -> frozenset[str]:
+    """Host names that two or more distinct machines answer to (every cloud VM may be called `vm`)."""
+    ids: dict[str, set[str]] = {}
+    for machine in machines:
+        ids.setdefault(machine.hostname, set()).add(machine.machine_id)
+    return frozenset(host for host, found in ids.items() if len(found) > 1)
 
 
 def cost_usd(seconds: float | None, price: Price | None) -> float | None:

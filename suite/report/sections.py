@@ -28,6 +28,7 @@ from suite.report.cases import (
 )
 from suite.report.curves import run_overfit
 from suite.report.hardware import case_costs, recommend
+from suite.report.prices import shared_hostnames
 from suite.report.pytest_bench import read_files as read_pytest_benchmark
 from suite.report.sanity import Check
 from suite.report.table import caveat_counts, probe_notes
@@ -362,13 +363,16 @@ def hardware_section(cases: list[Case], prices: dict[str, float], prices_file: P
                      targets: dict[str, float], images: Images) -> dict[str, Any]:
     """Machines side by side, costs per case, recommendations per task."""
     ok_cases = [c for c in cases if c.ok]
-    costs = [case_costs(c, prices, targets[c.task]) for c in ok_cases]
+    shared_hosts = shared_hostnames([c.machine for c in ok_cases])
+    costs = [case_costs(c, prices, targets[c.task], shared_hosts) for c in ok_cases]
     unpriced = {f"{r.case.where}/{r.case.spec.device}" for r in costs if r.price is None}
+    folded_keys = {key.casefold() for key in prices}
     return {
         "machines": env.machine_rows(env.machines(cases)),
         "prices_file": str(prices_file) if prices_file else None,
         "costs": costs,
         "unpriced": sorted(unpriced) if prices else [],
+        "shared_host_keys": sorted(host for host in shared_hosts if host.casefold() in folded_keys),
         "recommendations": {t: recommend([r for r in costs if r.case.task == t], t, bool(prices))
                             for t in sorted({c.task for c in ok_cases})},
         "img": images.add("hardware", plots.hardware_figure(costs)),
