@@ -3,31 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import os
 import sys
 from types import ModuleType
-from typing import Sequence
+from typing import Sequence, TextIO
 
-from suite.cli import (
-    calibrate,
-    compare,
-    data,
-    doctor,
-    goals,
-    gpucheck,
-    listing,
-    noise,
-    probe,
-    report,
-    run,
-    show,
-    targets,
-)
-from suite.cli.common import Parser, UsageError, exit_codes_epilog
-from suite.core.data import DataError
-from suite.core.spec import SpecError
-from suite.record.schema import RecordError
+try:  # the commands' modules take a moment to load; Ctrl-C then is one line (nothing has started), not a traceback
+    from suite.cli import (
+        calibrate,
+        compare,
+        data,
+        doctor,
+        goals,
+        gpucheck,
+        listing,
+        noise,
+        probe,
+        report,
+        run,
+        show,
+        targets,
+    )
+    from suite.cli.common import (
+        EXIT_INTERRUPTED,
+        EXIT_OUTPUT,
+        INTERRUPTED_EARLY,
+        Interrupted,
+        Parser,
+        UsageError,
+        exit_codes_epilog,
+        too_long_line,
+    )
+    from suite.core.data import DataError
+    from suite.core.spec import SpecError
+    from suite.record.schema import RecordError
+except KeyboardInterrupt:
+    from suite.cli.common import EXIT_INTERRUPTED, INTERRUPTED_EARLY
+
+    print(f"fashionbench: {INTERRUPTED_EARLY}", file=sys.stderr)
+    raise SystemExit(EXIT_INTERRUPTED) from None
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head -1` gives for yes
 
@@ -92,16 +108,63 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
     return args
 
 
+class OutputError(Exception):
+    """Writing the command's own output (stdout) failed: a full disk behind `> FILE`, /dev/full, a failing device."""
+
+
+class GuardedStdout:
+    """sys.stdout while a command runs: a write or flush that fails is raised as OutputError, so main() can tell it from
+    a failure writing any other file; a reader gone away (BrokenPipeError) passes through as it is."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        """Write to the real stdout."""
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from exc
+
+    def flush(self) -> None:
+        """Flush the real stdout."""
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.strerror or str(exc)) from exc
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)  # isatty, fileno, encoding: the real stream's
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; expected failures print one line and exit 2 (docs/cli.md lists every exit code)."""
+    if sys.stdout is None:
+        # Started with stdout closed (`>&-`): the next file opened would take its descriptor and get the output.
+        print("fashionbench: error: cannot write the output (stdout is closed); run it with stdout open "
+              "(`> /dev/null` to discard it)", file=sys.stderr)
+        return EXIT_OUTPUT
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")  # PYTHONIOENCODING=ascii: "±" prints as "?" instead of a traceback
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    handlers = {command_name(m): m.main for m in COMMANDS}
+    stdout = sys.stdout
+    sys.stdout = GuardedStdout(stdout)  # type: ignore[assignment]
     try:
-        args = parse(parser, argv)
+        return dispatch(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        sys.stdout = stdout
+
+
+def dispatch(argv: list[str]) -> int:
+    """Parse and run one command; every expected failure is one line on stderr and its exit code."""
+    handlers = {command_name(m): m.main for m in COMMANDS}
+    args = None
+    try:
+        args = parse(build_parser(), argv)
         code = handlers[args.command](args)
         sys.stdout.flush()  # a reader that went away is found here, not in the interpreter's flush at exit
         return code
@@ -111,5 +174,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `fashionbench show | head -1`: the reader has what it wanted. Point stdout at /dev/null so the flush at exit
         # cannot fail again (the recipe in Python's signal docs) and exit as a SIGPIPE'd tool would.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except OutputError as exc:
+        _silence_stdout()  # what is still buffered goes nowhere at exit, instead of failing (and printing) again
+        print(f"fashionbench: error: cannot write the output ({exc})", file=sys.stderr)
+        return EXIT_OUTPUT
+    except Interrupted as exc:
+        print(f"fashionbench: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        # Ctrl-C outside a plan (run_plan keeps finished cases and says so itself): one line, no traceback.
+        print(f"fashionbench: {INTERRUPTED_EARLY if args is None else 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        # A path the OS refuses as too long that no flag's check saw (one built below a folder, $FASHIONBENCH_CACHE).
+        print(f"fashionbench: error: {too_long_line(exc.filename)}", file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail (and print) again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from suite.cli.common import UsageError, add_threads_argument, add_timeout_argument, check_rounds
+from suite.cli.common import ROUNDS_MAX, UsageError, add_threads_argument, add_timeout_argument, check_rounds
 from suite.core import data
 from suite.core import spec as specs
 
@@ -15,12 +15,12 @@ def add_arguments(cal: argparse.ArgumentParser) -> None:
     """What to calibrate and how often."""
     cal.add_argument("--framework", nargs="+", default=["torch", "keras"], metavar="NAME", help="frameworks to calibrate")
     cal.add_argument("--model", nargs="+", default=["dense"], metavar="NAME", help="models to calibrate")
-    cal.add_argument("--epochs", type=int, default=4, help="epochs of each calibration case")
-    cal.add_argument("--batch-size", type=int, default=128, metavar="N", help="training batch size")
+    cal.add_argument("--epochs", type=int, default=4, help=f"epochs of each calibration case, 2..{specs.EPOCHS_MAX}")
+    cal.add_argument("--batch-size", type=int, default=128, metavar="N", help=f"training batch size, 1..{specs.BATCH_SIZE_MAX}")
     cal.add_argument("--limit", type=int, default=None, metavar="N",
                      help="train on the first N samples of the seeded split (default: all of it)")
     add_threads_argument(cal)
-    cal.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side")
+    cal.add_argument("--rounds", type=int, default=3, help=f"alternated repeats of each side, 1..{ROUNDS_MAX}")
     cal.add_argument("--only", choices=["harness", "sampling"], default=None,
                      help="harness: suite loop vs a bare loop; sampling: samplers on vs off (default: both)")
     add_timeout_argument(cal)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from suite.cli.common import finite_float, path_arg
 
 HELP = "compare two result sets case by case; exit 1 on a regression, 3 when only inconclusive (CI gate)"
 EXIT_CODES = {1: "a regression beyond its threshold, or a case that stopped working (the CI gate)",
@@ -17,17 +18,17 @@ def add_arguments(compare: argparse.ArgumentParser) -> None:
     from suite.record.noise import GATE_ALPHA
     from suite.report.compare import FORMATS, metrics_help
 
-    compare.add_argument("base", type=Path, metavar="BASE", help="results dir or file (the reference)")
-    compare.add_argument("new", type=Path, metavar="NEW", help="results dir or file (the candidate)")
+    compare.add_argument("base", type=path_arg, metavar="BASE", help="results dir or file (the reference)")
+    compare.add_argument("new", type=path_arg, metavar="NEW", help="results dir or file (the candidate)")
     compare.add_argument("--metric", nargs="+", default=None, metavar="NAME", help=metrics_help())
     compare.add_argument("--threshold", nargs="+", default=["5%"], metavar="PCT",
                          help="allowed relative change: 5%% for all, METRIC=2%% for one")
     compare.add_argument("--allow-missing", action="store_true",
                          help="pass when a case ok in BASE is absent from NEW (dropped on purpose); one that failed still fails")
-    compare.add_argument("--alpha", type=float, default=GATE_ALPHA, metavar="RATE",
+    compare.add_argument("--alpha", type=finite_float, default=GATE_ALPHA, metavar="RATE",
                          help="false-alarm rate of the whole comparison: identical code fails with at most this "
                               "probability (default %(default)g; Holm over the timing figures tested)")
-    compare.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+    compare.add_argument("--calibration", type=path_arg, default=None, metavar="FILE",
                          help="A/A noise written by `fashionbench noise --save` (default: the one in the user cache)")
     compare.add_argument("--format", choices=FORMATS, default="table",
                          help="table (terminal) or markdown (pull-request comment, CI job summary); the exit code is the same")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from suite.cli.common import add_threads_argument, add_timeout_argument, check_rounds
+from suite.cli.common import ROUNDS_MAX, add_threads_argument, add_timeout_argument, check_rounds, path_arg
 from suite.core import data
 from suite.record.store import ensure_writable
 
@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), metavar="PART",
                         help=f"the parts to run, of: {', '.join(PARTS)}")
     add_threads_argument(parser)
-    parser.add_argument("--rounds", type=int, default=3, help="alternated repeats of each side of a ratio")
-    parser.add_argument("--results", type=Path, default=Path("results/goals"),
+    parser.add_argument("--rounds", type=int, default=3, help=f"alternated repeats of each side of a ratio, 1..{ROUNDS_MAX}")
+    parser.add_argument("--results", type=path_arg, default=Path("results/goals"),
                         help="where the screening and repeat cases are stored (for show/report)")
     add_timeout_argument(parser)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from suite.bench import gpucheck
 from suite.bench.gpucheck import Planned
-from suite.cli.common import add_data_dir_argument
+from suite.cli.common import add_data_dir_argument, path_arg
 from suite.cli.progress import finished_line
 from suite.core import data
 from suite.record.schema import RunRecord
@@ -36,7 +36,8 @@ EXIT_CODES = {1: "the GPU sanity verdict is fail, or a gpu-marked test failed or
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The output folder, dry run, data location."""
-    parser.add_argument("outdir", type=Path, help="folder for the 7 files (created; files of an earlier check are replaced)")
+    parser.add_argument("outdir", type=path_arg, metavar="OUTDIR",
+                        help="folder for the 7 files (created; files of an earlier check are replaced)")
     parser.add_argument("--dry-run", action="store_true", help="print what the box has, the plan and its estimated time")
     add_data_dir_argument(parser)
 
@@ -150,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     # A missing data set fails here, once, before anything runs; absolute, because the tests run from the checkout.
     data_dir = data.load(args.data_dir).source_dir.resolve()
-    out = ensure_writable(args.outdir)
+    out = ensure_writable(args.outdir, "OUTDIR", usage="`fashionbench gpu-check DIR`")  # a positional, no --results
     (out / "found.json").write_text(json.dumps(found, indent=1))
     probes = run_probes(out, cases[0].spec.threads)
     tests_line = run_gpu_tests(out, data_dir, cases[0].spec.threads)

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from suite.cli.common import UsageError, add_threads_argument, add_timeout_argument
+from suite.cli.common import UsageError, add_threads_argument, add_timeout_argument, path_arg
 
 if TYPE_CHECKING:  # commands import their layers late (a fast --help); these names are for the annotations only
     from suite.bench.gate_goal import Pool
@@ -20,41 +20,43 @@ CALIBRATION_RUNS, GOAL_PLAIN_RUNS, GOAL_PLANTED_RUNS = 10, 20, 12
 # 3 epochs give a steady median of 2; the goal's 20 (19 steady epochs of 4,000 samples, ~27 s a run on the 2-vCPU VM)
 # made the per-run noise small enough for 10 % to be seen at the repeats a 20-run pool allows (docs/reliability.md).
 CALIBRATION_EPOCHS, GOAL_EPOCHS = 3, 20
+COUNT_MAX = 10_000  # the upper bound of --runs, --planted-runs, --repeats and --draws
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The case, how many runs, where they go, and the goal benchmark's draws."""
     from suite.bench.gate_goal import DRAWS, PLANTED_PCT
+    from suite.core.spec import BATCH_SIZE_MAX, EPOCHS_MAX
 
     parser.add_argument("--framework", default="torch", help="the case's framework")
     parser.add_argument("--model", default="cnn", help="the case's model")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per run, >= 3 (default {CALIBRATION_EPOCHS}; with --goal {GOAL_EPOCHS}: the "
+                        help=f"epochs per run, 3..{EPOCHS_MAX} (default {CALIBRATION_EPOCHS}; with --goal {GOAL_EPOCHS}: the "
                              "steady epoch is the median of epochs 2..N, and on a VM whose speed swings from second "
                              "to second more epochs make it steadier)")
     parser.add_argument("--limit", type=int, default=4000, help="training samples per run")
-    parser.add_argument("--batch-size", type=int, default=128, help="samples per step")
+    parser.add_argument("--batch-size", type=int, default=128, help=f"samples per step, 1..{BATCH_SIZE_MAX}")
     add_threads_argument(parser)
     parser.add_argument("--runs", type=int, default=None, metavar="N",
-                        help=f"runs of the case, one process each (default {CALIBRATION_RUNS}; with --goal "
+                        help=f"runs of the case, one process each, 3..{COUNT_MAX} (default {CALIBRATION_RUNS}; with --goal "
                              f"{GOAL_PLAIN_RUNS} plain runs)")
-    parser.add_argument("--results", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--results", type=path_arg, default=None, metavar="DIR",
                         help="where the runs are stored (default results/noise, with --goal results/gate-goal/{a,b})")
     parser.add_argument("--save", action="store_true",
                         help="store the calibration for compare (one run a side of this case on this machine)")
-    parser.add_argument("--calibration", type=Path, default=None, metavar="FILE",
+    parser.add_argument("--calibration", type=path_arg, default=None, metavar="FILE",
                         help="the calibration file --save writes (default: noise.json in the user cache)")
     parser.add_argument("--goal", action="store_true",
                         help=f"the gate's benchmark: plain runs and runs with a planted {PLANTED_PCT:g}%% slowdown, "
                              f"{DRAWS} A/A and {DRAWS} A/B comparisons drawn from them (they share runs); exit 1 "
                              "when false alarms exceed 1 in 50 or detection falls below 90%%")
     parser.add_argument("--planted-runs", type=int, default=GOAL_PLANTED_RUNS, metavar="N",
-                        help="--goal: runs with the planted slowdown")
+                        help=f"--goal: runs with the planted slowdown, 1..{COUNT_MAX}")
     parser.add_argument("--repeats", type=int, default=None, metavar="R",
-                        help="--goal: runs a side per comparison (default: what the plain runs' steady-epoch noise "
+                        help=f"--goal: runs a side per comparison, 2..{COUNT_MAX} (default: what the plain runs' steady-epoch noise "
                              "needs to see the planted change 9 times in 10 at the gate's level)")
-    parser.add_argument("--draws", type=int, default=DRAWS, metavar="N", help="--goal: A/A and A/B comparisons each")
-    parser.add_argument("--pool", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--draws", type=int, default=DRAWS, metavar="N", help=f"--goal: A/A and A/B comparisons each, 1..{COUNT_MAX}")
+    parser.add_argument("--pool", type=path_arg, default=None, metavar="DIR",
                         help="--goal: judge the pool stored in DIR/a and DIR/b by an earlier --goal (default: run a new pool)")
     add_timeout_argument(parser)
 
@@ -73,8 +75,8 @@ def main(args: argparse.Namespace) -> int:
     """Calibrate, or with --goal benchmark the gate."""
     for flag, value, low in (("--runs", args.runs, 3), ("--planted-runs", args.planted_runs, 1),
                              ("--repeats", args.repeats, 2), ("--draws", args.draws, 1)):
-        if value is not None and not low <= value <= 10_000:
-            raise UsageError(f"{flag} {value} is out of range; valid: {low}..10000")
+        if value is not None and not low <= value <= COUNT_MAX:
+            raise UsageError(f"{flag} {value} is out of range; valid: {low}..{COUNT_MAX}")
     return goal(args) if args.goal else calibrate(args)
 
 

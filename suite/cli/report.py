@@ -6,27 +6,29 @@ import argparse
 import sys
 from pathlib import Path
 
-from suite.cli.common import DEFAULT_RESULTS, positive_float
+from suite.cli.common import DEFAULT_RESULTS, path_arg, positive_float
 
 HELP = "one self-contained HTML report (plots embedded) + PNGs + summary.csv"
+EXIT_CODES = {1: "the report could not be written (disk full): nothing of it is left in --out, an earlier report there "
+                 "is as it was"}
 
 
 def add_arguments(report: argparse.ArgumentParser) -> None:
     """Inputs (results, asv, pytest-benchmark, prices), targets, output folder."""
-    report.add_argument("--results", type=Path, nargs="+", default=[DEFAULT_RESULTS], metavar="DIR",
+    report.add_argument("--results", type=path_arg, nargs="+", default=[DEFAULT_RESULTS], metavar="DIR",
                         help="result dirs/files; merge machines by copying their result folders under one dir")
-    report.add_argument("--asv-results", type=Path, default=None, metavar="DIR",
+    report.add_argument("--asv-results", type=path_arg, default=None, metavar="DIR",
                         help="asv results_dir, e.g. .asv/results (default: no asv section)")
-    report.add_argument("--pytest-benchmark", type=Path, nargs="+", default=[], metavar="FILE",
+    report.add_argument("--pytest-benchmark", type=path_arg, nargs="+", default=[], metavar="FILE",
                         help="JSON from pytest --benchmark-json (or .benchmarks/*/*.json) (default: none)")
-    report.add_argument("--prices", type=Path, default=None, metavar="FILE",
+    report.add_argument("--prices", type=path_arg, default=None, metavar="FILE",
                         help="USD/hour per machine or device (YAML or CSV) (default: no cost figures)")
     report.add_argument("--target", nargs="+", default=[], metavar="ACC",
                         help="validation accuracy for time/cost/energy to target: ACC (10-class) or TASK=ACC (default: each "
                              "task's default target)")
     report.add_argument("--regression-threshold", type=positive_float, default=5.0, metavar="PCT",
                         help="percent worse than the previous commits that marks an asv regression")
-    report.add_argument("--out", type=Path, default=None, help="output dir (default: reports/<date>-<host>/)")
+    report.add_argument("--out", type=path_arg, default=None, help="output dir (default: reports/<date>-<host>/)")
     report.add_argument("--open", action="store_true", help="open the report in the default web browser")
 
 
@@ -43,6 +45,9 @@ def main(args: argparse.Namespace) -> int:
     except page.ReportError as exc:
         print(f"fashionbench: error: {exc}", file=sys.stderr)
         return 2
+    except page.ReportWriteError as exc:
+        print(f"fashionbench: error: {exc}", file=sys.stderr)
+        return 1
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
     print(f"report: {written}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from suite.cli.common import (
@@ -15,7 +15,10 @@ from suite.cli.common import (
     add_data_dir_argument,
     add_threads_argument,
     add_timeout_argument,
+    finite_float,
+    nothing_run_yet,
     on_off,
+    path_arg,
     warn_threads_above_cores,
 )
 from suite.cli.planfile import builtin_plans
@@ -27,6 +30,7 @@ from suite.record.store import TRACE_FOLDER, ensure_writable
 if TYPE_CHECKING:
     from suite.cli.progress import PlanView
     from suite.run.executors import Executor
+    from suite.run.runner import PlanOutcome
 
 HELP = "train and evaluate a matrix of cases, one process each"
 
@@ -47,19 +51,21 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--device", nargs="+", default=None, metavar="NAME",
                      help="cpu, cuda or auto (default: auto, which is cpu, and cuda where NVML lists a GPU); an explicit "
                           "cuda where no GPU is usable is recorded as skipped, with the reason")
-    run.add_argument("--epochs", type=int, default=None, help="training epochs per case (default: 10, 1 with --quick)")
+    run.add_argument("--epochs", type=int, default=None,
+                     help=f"training epochs per case, 1..{specs.EPOCHS_MAX} (default: 10, 1 with --quick)")
     run.add_argument("--quick", action="store_true",
                      help="the quick matrix: cpu only and 1 epoch unless --device/--epochs say otherwise")
     run.add_argument("--batch-size", type=int, nargs="+", default=[128], metavar="N",
-                     help="training batch size per device, an axis of the plan")
+                     help=f"training batch size per device, 1..{specs.BATCH_SIZE_MAX}, an axis of the plan")
     add_threads_argument(run, several=True)
     run.add_argument("--seed", type=int, default=0, help="seed of the split, batch order and weights")
-    run.add_argument("--repeats", type=int, default=1, help="independent processes per case, seeds seed+i")
+    run.add_argument("--repeats", type=int, default=1,
+                     help=f"independent processes per case, seeds seed+i, 1..{specs.REPEATS_MAX}")
     run.add_argument("--limit", type=int, default=None, metavar="N",
                      help="train (and validate) on the first N samples of the seeded split (default: all of it)")
-    run.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    run.add_argument("--dropout", type=float, default=None, metavar="RATE",
-                     help="dropout rate before the output layer (default: the model's own, `fashionbench list`)")
+    run.add_argument("--lr", type=finite_float, default=1e-3, help="Adam learning rate, 0 < LR <= 100")
+    run.add_argument("--dropout", type=finite_float, default=None, metavar="RATE",
+                     help="dropout rate before the output layer, 0..0.95 (default: the model's own, `fashionbench list`)")
     run.add_argument("--batchnorm", action="store_true", help="batch normalisation after every hidden layer")
     run.add_argument("--augment", action="store_true", help="random flips and ±2 px shifts, same in both frameworks")
     run.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
@@ -71,17 +77,18 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "settings are dropped from the other frameworks' cases)"))
     scaling = run.add_argument_group("data-parallel scaling")
     scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
-                         help="data-parallel replicas per case (an axis): torch via torchrun + DDP, Keras via "
+                         help=f"data-parallel replicas per case, 1..{specs.MAX_DEVICES} (an axis): torch via torchrun + DDP, Keras via "
                               "MirroredStrategy (TensorFlow) or keras.distribution.DataParallel (JAX); on cpu each "
                               "replica gets --threads/N cores. --batch-size is per replica")
     scaling.add_argument("--lr-scaling", choices=specs.LR_SCALING, default="none",
                          help="learning rate at N replicas: none (--lr) or linear (N x --lr)")
-    run.add_argument("--targets", type=float, nargs="+", default=[], metavar="ACC",
-                     help="validation accuracies for time-to-accuracy (default: the model's own, `fashionbench list`)")
+    run.add_argument("--targets", type=finite_float, nargs="+", default=[], metavar="ACC",
+                     help="validation accuracies for time-to-accuracy, each 0..1 (default: the model's own, "
+                          "`fashionbench list`)")
     run.add_argument("--infer-batch-sizes", type=int, nargs="+", default=[1, 32, 256, 1024], metavar="N",
-                     help="batch sizes of the inference throughput and latency measurements")
+                     help=f"batch sizes of the inference throughput and latency measurements, each 1..{specs.INFER_BATCH_MAX}")
     add_timeout_argument(run)
-    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS, metavar="DIR",
+    run.add_argument("--results", type=path_arg, default=DEFAULT_RESULTS, metavar="DIR",
                      help="folder the records are written to, one JSON file per run")
     add_data_dir_argument(run)
     run.add_argument("--trace", action="store_true",
@@ -114,7 +121,7 @@ def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
     """The executor flags: here, or as Ray tasks on a cluster."""
     where.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="local: one case after another here; ray: each case a Ray task on a cluster node")
-    where.add_argument("--ray-address", default=None, metavar="ADDR",
+    where.add_argument("--ray-address", type=ray_address, default=None, metavar="ADDR",
                        help="the Ray head's HOST:PORT or auto (default: $RAY_ADDRESS, else auto)")
     where.add_argument("--on", nargs="+", default=None, metavar="KIND",
                        help="run the plan on nodes of each machine kind (Ray resource kind:KIND) (default: any node)")
@@ -123,6 +130,15 @@ def add_executor_arguments(where: argparse._ArgumentGroup) -> None:
                        help="timed cases a node runs at once (1: no case times another's load)")
     where.add_argument("--retries", type=int, default=1, metavar="N",
                        help="times a case is retried on another node of its kind when its node dies")
+
+
+def ray_address(text: str) -> str:
+    """argparse type of --ray-address: auto or HOST:PORT with a port in 1..65535, refused before anything starts."""
+    from suite.run.ray_cluster import address_problem
+
+    if text != "auto" and (problem := address_problem(text)):
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def plan_from_args(args: argparse.Namespace) -> list[specs.RunSpec]:
@@ -207,28 +223,32 @@ def executor_from_args(args: argparse.Namespace, view: PlanView | None = None) -
 
 def main(args: argparse.Namespace) -> int:
     """Run the plan; a bad case never stops the others."""
-    from suite.cli.progress import make_view
+    from suite.cli.progress import PlanView, make_view
     from suite.run.ray_cluster import ClusterError
 
-    plan = plan_from_args(args)
-    view = make_view(args.quiet)
-    executor = executor_from_args(args, view)
-    warn_threads_above_cores(args.threads)
-    dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
-    plan = cap_limit(plan, dataset)
+    view = PlanView()  # the real view is made below; whichever it is, it is closed at the end
     try:
-        with executor:  # a cluster that cannot run the plan fails here, before the results dir is made
-            ensure_writable(args.results)
-            return run_with(executor, plan, args, view)
+        with contextlib.ExitStack() as stack:
+            # Ctrl-C from here until run_plan takes it over (it keeps what finished and says so) is one line, exit 130.
+            with nothing_run_yet():
+                plan = plan_from_args(args)  # `--device auto` asks NVML what is here
+                view = make_view(args.quiet)
+                executor = executor_from_args(args, view)
+                warn_threads_above_cores(args.threads)
+                dataset = data.load(args.data_dir)  # a missing or corrupt data set fails here, once, not in every case
+                plan = cap_limit(plan, dataset)
+                stack.enter_context(executor)  # a cluster that cannot run the plan fails here, before the results dir is made
+                ensure_writable(args.results)
+                outcome = start(executor, plan, args, view)
+            return summarise(outcome, args)
     except ClusterError as exc:
         raise UsageError(str(exc)) from None
     finally:
         view.close()
 
 
-def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace, view: PlanView) -> int:
-    """Run the plan through a ready executor, showing its progress in `view`, then the summary."""
-    from suite.cli.show import print_table
+def start(executor: Executor, plan: list[specs.RunSpec], args: argparse.Namespace, view: PlanView) -> PlanOutcome:
+    """Run the plan through a ready executor, showing its progress in `view`."""
     from suite.run.runner import run_plan
 
     if not args.quiet:
@@ -238,10 +258,17 @@ def run_with(executor: Executor, plan: list[specs.RunSpec], args: argparse.Names
         print(f"running {len(executor.jobs(plan))} case(s) on {devices}, {executor.describe()}; results → {args.results}/",
               flush=True)
     try:
-        outcome = run_plan(plan, args.results, executor, resume=args.resume, on_plan=view.planned,
-                           on_record=lambda index, total, record, path: view.finished(index, total, record))
+        return run_plan(plan, args.results, executor, resume=args.resume, on_plan=view.planned,
+                        on_record=lambda index, total, record, path: view.finished(index, total, record))
     finally:
         view.close()  # the live rows end before the summary (or the interruption notice) is printed
+
+
+
+def summarise(outcome: PlanOutcome, args: argparse.Namespace) -> int:
+    """What the plan did: the summary table, an interruption or a refused write, and the exit code."""
+    from suite.cli.show import print_table
+
     for problem in outcome.unreadable:  # left where it is; a case it held counts as not finished and runs again
         print(f"skipped {problem}", file=sys.stderr)
     if outcome.skipped_as_done:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Iterable
 
@@ -19,6 +20,8 @@ INITS = ("framework", "shared")
 PRECISIONS = ("fp32", "bf16", "fp16-mixed", "tf32")
 LR_SCALING = ("none", "linear")
 MAX_DEVICES = 1024
+# Count flags' valid ranges, named in their --help and in the refusal (--repeats 10**9 would expand 10**9 specs).
+EPOCHS_MAX, BATCH_SIZE_MAX, THREADS_MAX, REPEATS_MAX, INFER_BATCH_MAX = 10_000, 60_000, 1024, 1000, 65_536
 
 # Speed settings: precision for every framework, then the framework-specific ones (grid() resets those to their
 # defaults on the other frameworks' cases).
@@ -208,7 +211,9 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> None:
 def _check_range(name: str, value: float | None, low: float, high: float | None = None) -> None:
     if value is None:
         return
-    if value < low or (high is not None and value > high):
+    # nan fails no comparison, so it is refused by name (a stored record or a plan from code skips argparse); an int
+    # is never checked so, as one too large for a float would raise.
+    if (isinstance(value, float) and not math.isfinite(value)) or value < low or (high is not None and value > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
         raise SpecError(f"--{name.replace('_', '-')} {value} is out of range; valid: {bound}")
 
@@ -223,19 +228,19 @@ def validate(spec: RunSpec) -> None:
     check_choice("lr-scaling", spec.lr_scaling, LR_SCALING)
     _check_range("devices", spec.devices, 1, MAX_DEVICES)
     _check_framework_settings(spec)
-    _check_range("epochs", spec.epochs, 1, 10_000)
-    _check_range("batch_size", spec.batch_size, 1, 60_000)
-    _check_range("threads", spec.threads, 1, 1024)
+    _check_range("epochs", spec.epochs, 1, EPOCHS_MAX)
+    _check_range("batch_size", spec.batch_size, 1, BATCH_SIZE_MAX)
+    _check_range("threads", spec.threads, 1, THREADS_MAX)
     _check_range("limit", spec.limit, 1)
     _check_range("seed", spec.seed, 0, 2**32 - 1)
     _check_range("dropout", spec.dropout, 0.0, 0.95)
     _check_range("early_stopping", spec.early_stopping, 1)
-    if not (0 < spec.lr <= 100):
+    if not (0 < spec.lr <= 100):  # nan fails this too
         raise SpecError(f"--lr {spec.lr} is out of range; valid: 0 < lr <= 100")
     for target in spec.targets:
         _check_range("targets", target, 0.0, 1.0)
     for size in spec.infer_batch_sizes:
-        _check_range("infer_batch_sizes", size, 1, 65_536)
+        _check_range("infer_batch_sizes", size, 1, INFER_BATCH_MAX)
     if spec.limit is not None and spec.batch_size > spec.limit:
         raise SpecError(
             f"--batch-size {spec.batch_size} is larger than --limit {spec.limit}; use a batch size <= {spec.limit}"
@@ -286,8 +291,8 @@ def grid(axes: dict[str, Iterable[Any]], repeats: int = 1, **fixed: Any) -> list
     A framework-specific setting (e.g. --compile) is applied to the cases it fits and dropped from the others;
     a setting that fits no case in the plan is an error rather than silently ignored.
     """
-    if repeats < 1:
-        raise SpecError(f"--repeats {repeats} is out of range; valid: >= 1")
+    if not 1 <= repeats <= REPEATS_MAX:
+        raise SpecError(f"--repeats {repeats} is out of range; valid: 1..{REPEATS_MAX}")
     names = list(axes)
     bases: dict[str, RunSpec] = {}
     requested: dict[str, set[Any]] = {}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
+import shutil
 import stat
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import platformdirs
 from pydantic import ValidationError
@@ -62,13 +66,14 @@ def file_in_the_way(path: Path) -> Path | None:
     return None
 
 
-def folder_problem(path: Path, flag: str) -> str | None:
-    """One line when `path` cannot be a folder because it is a file or lies below one."""
+def folder_problem(path: Path, flag: str, usage: str | None = None) -> str | None:
+    """One line when `path` cannot be a folder because it is a file or lies below one; `flag` names where the path came
+    from (--results, OUTDIR) and `usage` how to give another (default: `flag` DIR)."""
     blocker = file_in_the_way(path)
     if blocker is None:
         return None
     where = "is a file" if blocker == path else f"is below the file {blocker}"
-    return f"{flag} {path} {where}; pass {flag} DIR with a folder"
+    return f"{flag} {path} {where}; pass {usage or flag + ' DIR'} with a folder"
 
 
 def record_filename(record: RunRecord) -> str:
@@ -77,17 +82,19 @@ def record_filename(record: RunRecord) -> str:
     return f"{stamp}_{safe_name(record.machine.hostname)}_{record.case_id}_{record.run_id[:8]}.json"
 
 
-def ensure_writable(results_dir: Path) -> Path:
-    """Create the results dir or raise a one-line error naming the fix."""
-    if problem := folder_problem(results_dir, "--results"):
+def ensure_writable(results_dir: Path, flag: str = "--results", usage: str | None = None) -> Path:
+    """Create the results dir or raise a one-line error naming the fix; `flag` and `usage` as in folder_problem (a
+    command whose folder is no --results names its own)."""
+    if problem := folder_problem(results_dir, flag, usage):
         raise RecordError(problem)
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=results_dir, prefix=".probe-", suffix=".tmp", delete=True)
         probe.close()
     except OSError as exc:
+        named = "results dir" if flag == "--results" else flag
         raise RecordError(
-            f"results dir {results_dir} is not writable ({exc.strerror or exc}); pass --results DIR with a writable folder"
+            f"{named} {results_dir} is not writable ({exc.strerror or exc}); pass {usage or flag + ' DIR'} with a writable folder"
         ) from None
     return results_dir
 
@@ -117,6 +124,31 @@ def save_elsewhere(record: RunRecord) -> Path | None:
         except OSError:
             continue
     return None
+
+
+@contextlib.contextmanager
+def staged_folder(final: Path) -> Iterator[Path]:
+    """A new folder beside `final` to write into; when the block ends well its files are renamed into `final` (made if
+    absent); when it fails (disk full) the staged folder is removed, so `final` is as it was and never half-written."""
+    created = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # deepest first
+    # A plain mkdir, not mkdtemp: the folder keeps the umask's permissions once it is renamed into place.
+    stage = final.parent / f".{final.name[:200]}.{os.getpid()}-{secrets.token_hex(4)}.tmp"  # within NAME_MAX
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage.mkdir()
+        yield stage
+        if final.is_dir():
+            for item in sorted(stage.iterdir()):
+                os.replace(item, final / item.name)  # a rename writes no data: the full disk refused the writes before
+            stage.rmdir()
+        else:
+            os.rename(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in created:  # the parents made for `final`, deepest first, if nothing else went in
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def refused_message(results_dir: Path, error: OSError, saved: list[Path], unsaved: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import socket
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ import jinja2
 
 from suite.record.metrics import METRIC_BY_KEY, METRICS
 from suite.record.scaling import with_scaling_efficiency
-from suite.record.store import folder_problem, missing_results, printable, read_store, safe_name
+from suite.record.schema import RunRecord
+from suite.record.store import folder_problem, missing_results, printable, read_store, safe_name, staged_folder
 from suite.report import plots, sanity, scaling, sections
 from suite.report.cases import Case, default_targets, group_cases, pareto_front
 from suite.report.claims import REFERENCE, RULES, check_claims, overall
@@ -26,6 +28,10 @@ DEFAULT_REGRESSION_PCT = 5.0
 
 class ReportError(ValueError):
     """Bad input to the report (missing dir, no records, bad prices); one line naming the fix."""
+
+
+class ReportWriteError(Exception):
+    """The report could not be written (disk full); nothing of it was left in --out. One line, exit 1."""
 
 
 @dataclass
@@ -127,21 +133,10 @@ def _pareto(cases: list[Case], images: sections.Images) -> dict[str, Any]:
     return {"pareto_img": images.add("accuracy-vs-speed", plots.pareto_figure(cases, fronts)), "pareto_points": points}
 
 
-def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
-    """Read everything, write index.html, the PNGs and summary.csv; return the page and the skipped-input lines."""
-    prices = check_inputs(inputs)
-    records, problems = read_store(inputs.results)
-    records = with_scaling_efficiency(records)
-    if not records:
-        detail = f" ({len(problems)} file(s) skipped: {problems[0]})" if problems else ""
-        raise ReportError(f"no valid records in {' '.join(map(str, inputs.results))}{detail}; "
-                          "run `fashionbench run` first")
-    targets = {**default_targets(), **inputs.targets}
-    try:
-        inputs.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReportError(f"--out {inputs.out} cannot be created ({exc.strerror or exc}); pass --out DIR with a writable folder") from None
-    images = sections.Images(inputs.out)
+def _write_pages(out: Path, inputs: ReportInputs, records: list[RunRecord], problems: list[str], prices: dict[str, float],
+                 targets: dict[str, float]) -> None:
+    """index.html, its PNGs and summary.csv, into `out`."""
+    images = sections.Images(out)
     cases = group_cases(records)
     ok_cases = [c for c in cases if c.ok]
     hardware = sections.hardware_section(cases, prices, inputs.prices, targets, images)
@@ -171,7 +166,30 @@ def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
         "environment": sections.environment_section(cases, targets),
         "problems": [printable(line) for line in problems],
     }
-    write_summary_csv(inputs.out / "summary.csv", cases)
-    page = inputs.out / "index.html"
-    page.write_text(_jinja().get_template("report.html.j2").render(**context), encoding="utf-8")
-    return page, problems
+    write_summary_csv(out / "summary.csv", cases)
+    (out / "index.html").write_text(_jinja().get_template("report.html.j2").render(**context), encoding="utf-8")
+
+
+def build_report(inputs: ReportInputs) -> tuple[Path, list[str]]:
+    """Read everything, write index.html, the PNGs and summary.csv; return the page and the skipped-input lines."""
+    prices = check_inputs(inputs)
+    records, problems = read_store(inputs.results)
+    records = with_scaling_efficiency(records)
+    if not records:
+        detail = f" ({len(problems)} file(s) skipped: {problems[0]})" if problems else ""
+        raise ReportError(f"no valid records in {' '.join(map(str, inputs.results))}{detail}; "
+                          "run `fashionbench run` first")
+    targets = {**default_targets(), **inputs.targets}
+    existed = inputs.out.is_dir()
+    try:
+        # Written beside --out and renamed into place when complete: a full disk leaves no half report behind.
+        with staged_folder(inputs.out) as out:
+            _write_pages(out, inputs, records, problems, prices, targets)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise ReportError(f"--out {inputs.out} is not writable ({exc.strerror}); pass --out DIR with a writable "
+                              "folder") from None
+        kept = f"{inputs.out}/ is as it was" if existed else f"no {inputs.out}/ was made"
+        raise ReportWriteError(f"cannot write the report into {inputs.out}/ ({exc.strerror or exc}); {kept} — free "
+                               "space, or pass --out DIR on another disk") from None
+    return inputs.out / "index.html", problems

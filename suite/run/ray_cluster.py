@@ -30,7 +30,11 @@ KIND_SHARE = 0.001
 # for kinds that lost their last node.
 WAIT_S = 0.5
 POLL_S = 2.0
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0  # for the TCP connection and again for the head's first reply
+# The HTTP/2 client preface and an empty SETTINGS frame: a gRPC server (the head's GCS) answers with a frame of its own
+# whose header (9 bytes) has the SETTINGS type (4) at byte 3; an ssh server, a web server or a silent socket does not.
+HTTP2_GREETING = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_FRAME_HEADER, HTTP2_SETTINGS = 9, 4
 
 
 class ClusterError(ValueError):
@@ -69,18 +73,51 @@ def alive_nodes() -> list[Node]:
     return nodes
 
 
-def check_reachable(address: str) -> None:
-    """A HOST:PORT that accepts no TCP connection fails here in seconds (ray.init would retry for minutes)."""
+def address_problem(address: str) -> str | None:
+    """What is wrong with a Ray head address (HOST:PORT, port 1..65535), or None; "auto" is not an address."""
     if address.startswith("ray://"):
-        raise ClusterError(f"--ray-address {address}: Ray Client addresses are not supported; pass the head's HOST:6379")
+        return f"{address}: Ray Client addresses are not supported; pass the head's HOST:6379"
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ClusterError(f"--ray-address {address} is not HOST:PORT or auto; the head prints its address at `ray start --head`")
+    if not host or not (port.isascii() and port.isdigit() and len(port) <= 5) or not 1 <= int(port) <= 65535:
+        return f"{address} is not HOST:PORT (port 1..65535) or auto; the head prints its address at `ray start --head`"
+    return None
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """HOST and PORT of a Ray head address, or a ClusterError saying what a valid one looks like."""
+    if problem := address_problem(address):
+        raise ClusterError(f"--ray-address {problem}")
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)  # [::1]:6379 names an IPv6 host
+
+
+def check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes, at a HOST:PORT where no Ray head listens: nothing accepts the connection (ray.init
+    would retry for minutes) or what accepts it does not answer as the head's GCS, a gRPC (HTTP/2) server, does to an
+    HTTP/2 greeting (ray.init would wait for ever on a port that accepts and says nothing)."""
+    host, port = split_address(address)
+    unreachable = f"cannot reach the Ray cluster at {address}"
+    fix = "start its head with `ray start --head` or pass the right --ray-address"
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S) as connection:
+            connection.sendall(HTTP2_GREETING)
+            reply = _first_bytes(connection, HTTP2_FRAME_HEADER)
+    except TimeoutError:
+        raise ClusterError(f"{unreachable}: nothing answered within {CONNECT_TIMEOUT_S:g} s, so it is no Ray head; "
+                           f"{fix}") from None
     except OSError as exc:
-        raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start its head with "
-                           f"`ray start --head` or pass the right --ray-address") from None
+        raise ClusterError(f"{unreachable} ({exc.strerror or exc}); {fix}") from None
+    if len(reply) < HTTP2_FRAME_HEADER or reply[3] != HTTP2_SETTINGS:
+        said = f"it answered {reply[:16]!r}" if reply else "it closed the connection"
+        raise ClusterError(f"{unreachable}: {said}, not as a Ray head (a gRPC server) would; {fix}")
+
+
+def _first_bytes(connection: socket.socket, count: int) -> bytes:
+    """The first `count` bytes the peer sends (fewer if it closes first); its timeout bounds each wait."""
+    data = b""
+    while len(data) < count and (chunk := connection.recv(count - len(data))):
+        data += chunk
+    return data
 
 
 def connect(address: str) -> None:
