@@ -75,13 +75,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     add_speed_arguments(run.add_argument_group(
         "speed and framework settings (each accepts several values and becomes an axis of the plan; a framework's own "
         "settings are dropped from the other frameworks' cases)"))
-    scaling = run.add_argument_group("data-parallel scaling")
-    scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
-                         help=f"data-parallel replicas per case, 1..{specs.MAX_DEVICES} (an axis): torch via torchrun + DDP, Keras via "
-                              "MirroredStrategy (TensorFlow) or keras.distribution.DataParallel (JAX); on cpu each "
-                              "replica gets --threads/N cores. --batch-size is per replica")
-    scaling.add_argument("--lr-scaling", choices=specs.LR_SCALING, default="none",
-                         help="learning rate at N replicas: none (--lr) or linear (N x --lr)")
+    add_scaling_arguments(run.add_argument_group("data-parallel scaling (docs/scaling.md)"))
     run.add_argument("--targets", type=finite_float, nargs="+", default=[], metavar="ACC",
                      help="validation accuracies for time-to-accuracy, each 0..1 (default: the model's own, "
                           "`fashionbench list`)")
@@ -91,16 +85,32 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--results", type=path_arg, default=DEFAULT_RESULTS, metavar="DIR",
                      help="folder the records are written to, one JSON file per run")
     add_data_dir_argument(run)
-    run.add_argument("--trace", action="store_true",
-                     help="write a Chrome/Perfetto trace of each case's profiled steady steps into RESULTS/traces/, named "
-                          "in the record (open in ui.perfetto.dev or chrome://tracing); local executor only")
-    run.add_argument("--batch-sweep", type=int, nargs="+", default=[], metavar="N",
-                     help="torch CUDA cases also time their eager step and its launch-free floor at these batch sizes "
-                          "(e.g. 500 2048 8192: where the model stops being launch-bound); local executor only; default: no sweep")
+    add_profile_arguments(run.add_argument_group("GPU profiling (docs/gpu-speed.md)"))
     run.add_argument("--strict", action="store_true", help="exit non-zero if any case is skipped or fails")
     run.add_argument("--resume", action="store_true", help="run only cases not yet finished in --results")
     run.add_argument("--quiet", action="store_true", help="no progress and no per-case lines: only the final table and errors")
-    add_executor_arguments(run.add_argument_group("where cases run (README: Beyond one machine)"))
+    add_executor_arguments(run.add_argument_group("where cases run (docs/scaling.md)"))
+
+
+def add_scaling_arguments(scaling: argparse._ArgumentGroup) -> None:
+    """--devices and --lr-scaling: data-parallel replicas per case."""
+    scaling.add_argument("--devices", type=int, nargs="+", default=[1], metavar="N",
+                         help=f"data-parallel replicas per case, 1..{specs.MAX_DEVICES} (an axis): torch via torchrun + DDP, Keras via "
+                              "MirroredStrategy (TensorFlow) or keras.distribution.DataParallel (JAX); on cpu each "
+                              "replica gets --threads/N cores. --batch-size is per replica")
+    scaling.add_argument("--lr-scaling", choices=specs.LR_SCALING, default="none",
+                         help="learning rate at N replicas: none (--lr) or linear (N x --lr)")
+
+
+def add_profile_arguments(profile: argparse._ArgumentGroup) -> None:
+    """--trace and --batch-sweep: what a CUDA case profiles beyond its own figures."""
+    profile.add_argument("--trace", action="store_true",
+                         help="write a Chrome/Perfetto trace of each case's profiled steady steps into RESULTS/traces/, "
+                              "named in the record (open in ui.perfetto.dev or chrome://tracing); local executor only")
+    profile.add_argument("--batch-sweep", type=int, nargs="+", default=[], metavar="N",
+                         help="torch CUDA cases also time their eager step and its launch-free floor at these batch sizes "
+                              "(e.g. 500 2048 8192: where the model stops being launch-bound); local executor only; "
+                              "default: no sweep")
 
 
 def add_speed_arguments(speed: argparse._ArgumentGroup) -> None:
