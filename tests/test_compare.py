@@ -346,7 +346,7 @@ def test_repeats_needed_and_the_rank_floor():
 
 @pytest.mark.parametrize("args,needle", [
     (["--alpha", "0"], "--alpha 0: use a false-alarm rate between 0 and 1"),
-    (["--alpha", "nan"], "--alpha nan: use a false-alarm rate between 0 and 1"),
+    (["--alpha", "nan"], "argument --alpha: nan is not a finite number"),
     (["--calibration", "/nonexistent/noise.json"], "--calibration /nonexistent/noise.json is not a file"),
 ])
 def test_bad_gate_settings_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], needle: str):

@@ -359,6 +359,11 @@ def test_ctrl_c_early_in_a_run_never_prints_a_traceback(tmp_path: Path, probe_ca
     time.sleep(delay_s)
     driver.send_signal(signal.SIGINT)
     _, stderr = driver.communicate(timeout=120)
+    if driver.returncode == -signal.SIGINT:
+        # On a loaded machine 0.15 s can still be interpreter start-up, before Python handles SIGINT at all: the
+        # default action ends the process, silently, before anything was made.
+        assert stderr == "" and not (tmp_path / "r").exists()
+        return
     assert driver.returncode == 130, stderr
     line = one_line(stderr)
     assert line == EARLY or line.startswith("interrupted: 0 finished case(s) kept"), line
