@@ -52,7 +52,8 @@ def _import_frameworks(keras_backend: str, device: str = "cpu", replicas: int = 
     try:
         import keras as keras_module
     except ImportError as exc:
-        raise Unsupported(f"Keras cannot be imported here ({exc}); pip install keras (see README: GPU box)") from exc
+        raise Unsupported(f"Keras cannot be imported here ({exc}); pip install keras "
+                          "(docs/gpu.md: Carrying the suite to a GPU box)") from exc
     keras = keras_module
 
 

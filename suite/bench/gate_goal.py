@@ -138,6 +138,7 @@ def describe(rates: GateRates, pool: Pool) -> list[str]:
         f"inconclusive {rates.aa.count(INCONCLUSIVE)}/{aa}; figures flagged: {flagged(rates.aa_flagged)}",
         f"A/B detected: {rates.ab.count(REGRESSION)}/{ab} = {rates.detection_rate:.1%} "
         f"({'meets' if rates.detection_rate >= DETECTION_GOAL else 'misses'} goal >= {DETECTION_GOAL:.0%}); "
-        f"inconclusive {rates.ab.count(INCONCLUSIVE)}/{ab}; figures flagged: {flagged(rates.ab_flagged)}",
+        f"inconclusive {rates.ab.count(INCONCLUSIVE)}/{ab}; passed as no change (exit 0) {rates.ab.count(0)}/{ab}; "
+        f"figures flagged: {flagged(rates.ab_flagged)}",
         f"{rates.repeats} runs a side per comparison; draws share runs (see `fashionbench noise --help`)",
     ]
