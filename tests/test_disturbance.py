@@ -111,7 +111,7 @@ def test_show_and_report_mark_disturbed_runs(tmp_path: Path, capsys: pytest.Capt
 def test_planted_slowdown_waits_its_share_of_each_step(monkeypatch: pytest.MonkeyPatch):
     clock, slept, seen = [0.0], [], []
     monkeypatch.setattr(plant.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(plant.time, "sleep", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
+    monkeypatch.setattr(plant, "spin", lambda s: (slept.append(s), clock.__setitem__(0, clock[0] + s)))
     hook = plant.PlantedSlowdown(10.0, seen.append)
     for step, step_s in enumerate([0.5, 0.2, 0.3]):
         hook(step)

@@ -29,6 +29,15 @@ def planted_slowdown_pct() -> float | None:
     return pct
 
 
+def spin(seconds: float) -> None:
+    """Keep this thread busy for `seconds`."""
+    # Spin, not sleep: a sleeping process lets its cores idle and its OpenMP workers park, and the next step pays for
+    # waking them (a 10 % sleep measured +19 % on the 2-vCPU VM); a spin costs the time asked for and no more.
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+
 class PlantedSlowdown:
     """Wraps a step hook: before each step (and at `finish`), waits `pct` % of the time the previous step took."""
 
@@ -37,12 +46,8 @@ class PlantedSlowdown:
         self.last: float | None = None
 
     def _wait(self) -> None:
-        # Spin, not sleep: a sleeping process lets its cores idle and its OpenMP workers park, and the next step pays
-        # for waking them (a 10 % sleep measured +19 % on the 2-vCPU VM); a spin costs the time asked for and no more.
         if self.last is not None:
-            deadline = time.perf_counter() + (time.perf_counter() - self.last) * self.share
-            while time.perf_counter() < deadline:
-                pass
+            spin((time.perf_counter() - self.last) * self.share)
 
     def __call__(self, step: int) -> None:
         """Wait for the step that just ended, then hand on to the wrapped hook."""
