@@ -195,7 +195,10 @@ def test_quick_keras_run_prints_progress_lines_on_a_pipe_before_the_case_ends(tm
     assert not any("oneDNN" in line or "absl" in line for line in text), "framework log lines stay out of the output"
     (record,), _ = read_store([tmp_path])
     assert record.train_steady_samples_per_s and record.mfu_pct and record.in_epoch_timed_steps == 31 - WARMUP_STEPS
-    assert "oneDNN" in (record.stderr_tail or ""), "the worker's log lines are kept in the record"
+    # Which lines TensorFlow logs depends on the CPU (oneDNN's notice on some, absl's and cuInit's on others): whatever
+    # they are, the record keeps them and the output did not show them.
+    kept = [line for line in (record.stderr_tail or "").splitlines() if line.strip()]
+    assert kept and not set(kept) & set(text), "the worker's log lines are kept in the record, not printed"
 
 
 def record_of(status: str = "ok", wall_s: float = 10.0) -> RunRecord:
