@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
+
+Item = TypeVar("Item")
 
 # Deeper than anything fashionbench reads (records, asv and pytest-benchmark files, Chrome traces nest 3 to 6 levels),
 # shallow enough that every recursive step after the parse (pydantic, json.dumps, the record checks) has stack to spare.
@@ -135,3 +137,18 @@ def parse_toml(text: str) -> Any:
         raise LoadProblem(f"holds an integer of more than 4,300 digits (at most {MAX_INT_DIGITS} digits are read)") from None
     check_shape(data)
     return data
+
+
+def read_each(paths: Iterable[Path], read: Callable[[Path], tuple[list[Item], list[str]]]) -> tuple[list[Item], list[str]]:
+    """What `read` finds in every file, and one line per file it could not read or entry it skipped."""
+    found: list[Item] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            items, skipped = read(path)
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        found.extend(items)
+        problems.extend(skipped)
+    return found, problems

@@ -12,7 +12,7 @@ from statistics import median
 from typing import Any
 
 from suite.record.metrics import METRIC_BY_ASV
-from suite.record.safe_load import read_json
+from suite.record.safe_load import read_each, read_json
 from suite.record.store import printable
 
 # asv 0.6 writes each benchmark as a row whose cells follow `result_columns`; older files may omit it.
@@ -125,7 +125,6 @@ def parse_result_file(path: Path, machine: str | None = None) -> tuple[list[AsvP
 
 def read_asv_results(root: Path) -> tuple[list[AsvPoint], dict[str, dict[str, Any]], list[str]]:
     """All points below an asv results dir, the benchmark metadata (benchmarks.json) and one line per skipped file."""
-    points: list[AsvPoint] = []
     problems: list[str] = []
     meta: dict[str, dict[str, Any]] = {}
     bench_file = root / "benchmarks.json"
@@ -134,17 +133,8 @@ def read_asv_results(root: Path) -> tuple[list[AsvPoint], dict[str, dict[str, An
             meta = {k: v for k, v in read_json(bench_file).items() if isinstance(v, dict)}
         except (OSError, ValueError, AttributeError) as exc:
             problems.append(f"{bench_file}: unreadable benchmarks.json ({exc})")
-    for path in sorted(root.rglob("*.json")):
-        if path.name in SKIP_FILES:
-            continue
-        try:
-            found, skipped = parse_result_file(path)
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            problems.append(f"{path}: {exc}")
-            continue
-        points.extend(found)
-        problems.extend(skipped)
-    return points, meta, problems
+    points, skipped = read_each((p for p in sorted(root.rglob("*.json")) if p.name not in SKIP_FILES), parse_result_file)
+    return points, meta, problems + skipped
 
 
 def higher_is_better(benchmark: str, unit: str) -> bool:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from suite.record.safe_load import read_json
+from suite.record.safe_load import read_each, read_json
 from suite.record.store import printable
 
 # The most a count (rounds, iterations) can be: what numpy and pandas hold (int64).
@@ -90,16 +90,7 @@ def read_file(path: Path) -> tuple[list[BenchRow], list[str]]:
 
 def read_files(paths: list[Path]) -> tuple[list[BenchRow], list[str]]:
     """Rows of all files ordered by benchmark then time, each with its change vs the previous file; and problems."""
-    rows: list[BenchRow] = []
-    problems: list[str] = []
-    for path in paths:
-        try:
-            found, skipped = read_file(path)
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            problems.append(f"{path}: {exc}")
-            continue
-        rows.extend(found)
-        problems.extend(skipped)
+    rows, problems = read_each(paths, read_file)
     rows.sort(key=lambda r: (r.group, r.fullname, r.datetime))
     out: list[BenchRow] = []
     for row in rows:
