@@ -15,11 +15,18 @@ from suite.record.store import read_store
 from tests.conftest import REPO, needs_data, run_cli
 
 
-def _train(keras_backend: str, feed: str, steps_per_execution: int) -> dict:
-    out = subprocess.run([sys.executable, "tests/helpers/keras_resident.py", keras_backend, feed, str(steps_per_execution)],
-                         cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _train_both_feeds(keras_backend: str, steps_per_execution: int) -> tuple[dict, dict]:
+    """The resident and the numpy feed trained side by side, one process each (one thread each, so neither's
+    figures depend on the other running)."""
+    runs = [subprocess.Popen([sys.executable, "tests/helpers/keras_resident.py", keras_backend, feed,
+                              str(steps_per_execution)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for feed in ("resident", "numpy")]
+    results = []
+    for run in runs:
+        stdout, stderr = run.communicate(timeout=600)
+        assert run.returncode == 0, stderr[-3000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    return results[0], results[1]
 
 
 @needs_data
@@ -28,7 +35,7 @@ def _train(keras_backend: str, feed: str, steps_per_execution: int) -> dict:
     ("tensorflow", 1, "cpu:0 (tf.data: gathered on the host, copied to the device)")])
 def test_resident_feed_trains_exactly_like_numpy_arrays_in_the_shared_order(keras_backend: str, steps_per_execution: int,
                                                                             device: str):
-    resident, numpy_feed = (_train(keras_backend, feed, steps_per_execution) for feed in ("resident", "numpy"))
+    resident, numpy_feed = _train_both_feeds(keras_backend, steps_per_execution)
     assert resident["epochs"] == numpy_feed["epochs"]  # loss and accuracy of both epochs, bit for bit
     for ours, theirs in zip(resident["weights"], numpy_feed["weights"]):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))

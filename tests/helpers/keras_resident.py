@@ -20,8 +20,8 @@ from suite.core.spec import RunSpec
 
 keras_backend, feed = sys.argv[1], sys.argv[2]
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 1
-# 3000 samples at batch 128: 23 full batches and a short one, so the tail batch is covered too.
-spec = RunSpec(framework="keras", model="cnn", limit=3000, threads=1, init="shared", batch_size=128,
+# 1000 samples at batch 128: 7 full batches and a short one, so the tail batch is covered too.
+spec = RunSpec(framework="keras", model="cnn", limit=1000, threads=1, init="shared", batch_size=128,
                keras_backend=keras_backend, steps_per_execution=steps)
 prepared = data.prepare(data.load(None), spec.task, 0, spec.limit)
 backend, _ = open_backend(spec)
