@@ -373,10 +373,15 @@ def test_ctrl_c_early_in_a_run_never_prints_a_traceback(tmp_path: Path, probe_ca
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    assert guarded.wait(120), "".join(lines)
-    time.sleep(delay_s)
-    driver.send_signal(signal.SIGINT)
-    driver.wait(timeout=120)
+    try:
+        assert guarded.wait(120), "".join(lines)
+        time.sleep(delay_s)
+        driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=120)
+    finally:  # a run that never reached the suite's code, or ignored the signal, is not left behind
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
     reader.join(timeout=30)
     stderr = "".join(line for line in lines if not line.startswith("import time:"))
     assert driver.returncode == 130, stderr
